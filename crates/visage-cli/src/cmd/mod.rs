@@ -1,0 +1,9 @@
+//! One file per `visage` subcommand: its clap `Args` and its `run`.
+
+pub mod align;
+pub mod data;
+pub mod embed;
+pub mod eval;
+pub mod head;
+pub mod identify;
+pub mod verify;

@@ -1,0 +1,44 @@
+//! `visage`: train, evaluate and inspect face-representation models on any Burn backend.
+
+mod backend;
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "visage", version, about = "Face representation learning on Burn: heads, backbones, data, evaluation, training")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one loss head on given tensors: loss, logits and gradients (PyTorch parity checks).
+    Head(cmd::head::Args),
+    /// Embed a folder of aligned faces (or a safetensors batch) with a backbone.
+    Embed(cmd::embed::Args),
+    /// Datasets: synthesise, inspect, pack and export.
+    Data(cmd::data::Args),
+    /// Five-point alignment of a folder of images to the ArcFace template.
+    Align(cmd::align::Args),
+    /// 1:1 verification report (10-fold accuracy, ROC, TAR@FAR, EER, AUC) from embeddings.
+    Verify(cmd::verify::Args),
+    /// 1:N identification report (MegaFace-style rank-k, TAR@FAR=1e-6) from embeddings.
+    Identify(cmd::identify::Args),
+    /// Extract embeddings with a backbone and run verification on a dataset.
+    Eval(cmd::eval::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Head(args) => cmd::head::run(args),
+        Command::Embed(args) => cmd::embed::run(args),
+        Command::Data(args) => cmd::data::run(args),
+        Command::Align(args) => cmd::align::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Identify(args) => cmd::identify::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
+    }
+}
