@@ -1,0 +1,21 @@
+//! # visage-data
+//!
+//! Face datasets for visage: the built-in synthetic identities, InsightFace RecordIO packs and
+//! `.bin` verification packs, LFW in its original layout, image folders, MNIST IDX, five-point
+//! alignment, and parallel decoding, augmentation and batching into Burn tensors.
+//!
+//! Every reader takes untrusted files: malformed input gives a [`DataError`] naming the file and
+//! the record, offset or field, never a panic and never a silent wrong label.
+
+pub mod error;
+pub mod pairs;
+pub mod rng;
+pub mod sample;
+pub mod source;
+pub mod synthetic;
+
+pub use error::{DataError, Result};
+pub use rng::SplitMix64;
+pub use sample::ImageSample;
+pub use source::SampleSource;
+pub use synthetic::{SynthConfig, SyntheticDataset, SyntheticFaces, SyntheticSplit};

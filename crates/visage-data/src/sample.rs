@@ -1,0 +1,138 @@
+//! One decoded image with its class label, and the decoding/encoding helpers around it.
+
+use std::path::Path;
+
+use crate::error::{DataError, Result};
+
+/// A decoded RGB image, row-major height x width x 3 (HWC), with its class label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSample {
+    /// Pixels in HWC order, RGB, `height * width * 3` bytes.
+    pub pixels: Vec<u8>,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+    /// Class (identity) index.
+    pub label: usize,
+}
+
+impl ImageSample {
+    /// A sample from raw HWC RGB pixels; errors when the buffer length does not match.
+    pub fn new(pixels: Vec<u8>, height: usize, width: usize, label: usize) -> Result<Self> {
+        if pixels.len() != height * width * 3 {
+            return Err(DataError::Invalid(format!(
+                "ImageSample: {} bytes for {height}x{width}x3 (expected {})",
+                pixels.len(),
+                height * width * 3
+            )));
+        }
+        Ok(Self {
+            pixels,
+            height,
+            width,
+            label,
+        })
+    }
+
+    /// The RGB value at (`y`, `x`).
+    pub fn rgb(&self, y: usize, x: usize) -> [u8; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+    }
+
+    /// Encodes as PNG bytes (lossless).
+    pub fn to_png(&self) -> Result<Vec<u8>> {
+        encode_png(&self.pixels, self.height, self.width)
+    }
+
+    /// Writes the image to `path` (format from the extension: png, jpg/jpeg), through a
+    /// temporary file renamed into place.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let bytes = match ext.as_str() {
+            "jpg" | "jpeg" => encode_jpeg(&self.pixels, self.height, self.width, 95)?,
+            "png" => self.to_png()?,
+            other => {
+                return Err(DataError::Invalid(format!(
+                    "{}: unsupported image extension {other:?} (expected png, jpg or jpeg)",
+                    path.display()
+                )))
+            }
+        };
+        write_atomic(path, &bytes)
+    }
+}
+
+/// Decodes JPEG or PNG `bytes` to RGB; `path` and `record` only name the source in errors.
+pub fn decode_image(bytes: &[u8], label: usize, path: &Path, record: &str) -> Result<ImageSample> {
+    let img = image::load_from_memory(bytes).map_err(|e| DataError::Image {
+        path: path.to_path_buf(),
+        record: record.to_string(),
+        message: e.to_string(),
+    })?;
+    let rgb = img.to_rgb8();
+    let (w, h) = (rgb.width() as usize, rgb.height() as usize);
+    Ok(ImageSample {
+        pixels: rgb.into_raw(),
+        height: h,
+        width: w,
+        label,
+    })
+}
+
+/// Reads and decodes the image file at `path`.
+pub fn read_image(path: &Path, label: usize) -> Result<ImageSample> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_image(&bytes, label, path, "image")
+}
+
+/// Encodes HWC RGB pixels as PNG.
+pub fn encode_png(pixels: &[u8], height: usize, width: usize) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(
+            pixels,
+            width as u32,
+            height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| DataError::Invalid(format!("PNG encoding failed: {e}")))?;
+    Ok(out)
+}
+
+/// Encodes HWC RGB pixels as JPEG with `quality` (1..=100).
+pub fn encode_jpeg(pixels: &[u8], height: usize, width: usize, quality: u8) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(
+            pixels,
+            width as u32,
+            height as u32,
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| DataError::Invalid(format!("JPEG encoding failed: {e}")))?;
+    Ok(out)
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+/// The temporary sibling of `path` used by atomic writes.
+pub fn temp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
