@@ -7,15 +7,25 @@
 //! Every reader takes untrusted files: malformed input gives a [`DataError`] naming the file and
 //! the record, offset or field, never a panic and never a silent wrong label.
 
+pub mod augment;
+pub mod batcher;
 pub mod error;
+pub mod loader;
 pub mod pairs;
 pub mod rng;
 pub mod sample;
+pub mod sampler;
 pub mod source;
 pub mod synthetic;
 
+pub use augment::AugmentConfig;
+pub use batcher::{ImageBatch, ImageBatcher};
 pub use error::{DataError, Result};
+pub use loader::{load_samples, TrainBatches};
+pub use pairs::{PairList, VerificationSet};
 pub use rng::SplitMix64;
 pub use sample::ImageSample;
+pub use sampler::BatchPlan;
 pub use source::SampleSource;
+pub use synthetic::held_out_verification;
 pub use synthetic::{SynthConfig, SyntheticDataset, SyntheticFaces, SyntheticSplit};

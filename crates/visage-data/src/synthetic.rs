@@ -14,6 +14,7 @@
 
 use rayon::prelude::*;
 
+use crate::pairs::{PairList, VerificationSet};
 use crate::rng::SplitMix64;
 use crate::sample::ImageSample;
 use crate::source::SampleSource;
@@ -612,6 +613,45 @@ impl SyntheticDataset {
     }
 }
 
+impl SyntheticDataset {
+    /// The images of `pairs` (identity positions and image indices of this dataset) in pair
+    /// order, rendered in parallel, with the genuine flags.
+    pub fn verification_set(&self, pairs: &PairList) -> VerificationSet {
+        let items: Vec<(u64, u64, usize)> = pairs
+            .pairs
+            .iter()
+            .flat_map(|p| [p.a, p.b])
+            .map(|r| (self.split.identity(r.identity), r.image as u64, r.identity))
+            .collect();
+        VerificationSet {
+            samples: self.faces.render_many(&items),
+            issame: pairs.pairs.iter().map(|p| p.same).collect(),
+        }
+    }
+}
+
+/// Held-out verification data: `identities` held-out identities with `images_per_identity`
+/// images, and an LFW-like list of `folds` x (`per_fold` genuine + `per_fold` impostor) pairs
+/// drawn with `pair_seed`, returned as images in pair order plus the list itself (to write
+/// as a pairs file).
+pub fn held_out_verification(
+    config: SynthConfig,
+    identities: usize,
+    images_per_identity: usize,
+    folds: usize,
+    per_fold: usize,
+    pair_seed: u64,
+) -> crate::Result<(VerificationSet, PairList)> {
+    let data = SyntheticDataset::new(
+        config,
+        SyntheticSplit::HeldOut,
+        identities,
+        images_per_identity,
+    );
+    let pairs = PairList::draw(identities, images_per_identity, folds, per_fold, pair_seed)?;
+    Ok((data.verification_set(&pairs), pairs))
+}
+
 impl SampleSource for SyntheticDataset {
     fn len(&self) -> usize {
         self.identities * self.images_per_identity
@@ -745,5 +785,23 @@ mod tests {
         assert!(train.label(12).is_err());
         assert_ne!(train.get(0).unwrap().pixels, held.get(0).unwrap().pixels);
         assert_eq!(SyntheticSplit::HeldOut.identity(0), HELD_OUT_BASE);
+    }
+
+    #[test]
+    fn held_out_verification_renders_pairs_in_order() {
+        let cfg = SynthConfig {
+            size: 16,
+            seed: 9,
+            difficulty: 1.0,
+        };
+        let (set, list) = held_out_verification(cfg, 10, 4, 2, 3, 5).unwrap();
+        assert_eq!((set.len(), set.samples.len()), (12, 24));
+        let held = SyntheticDataset::new(cfg, SyntheticSplit::HeldOut, 10, 4);
+        for (i, p) in list.pairs.iter().enumerate() {
+            let (a, b, same) = set.pair(i);
+            assert_eq!(same, p.same);
+            assert_eq!(*a, held.image(p.a.identity, p.a.image));
+            assert_eq!(*b, held.image(p.b.identity, p.b.image));
+        }
     }
 }
