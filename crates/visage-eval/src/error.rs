@@ -1,0 +1,108 @@
+//! The one error type of the crate: every bad input names the file, record, field or shape and
+//! what was expected.
+
+use std::path::PathBuf;
+
+/// Errors of reading, validating and evaluating embeddings.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The file could not be opened, read, written or renamed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file extension is not one this crate reads or writes.
+    #[error("{path}: unsupported file extension (expected .npy or .safetensors)")]
+    UnsupportedExtension {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A `.npy` file is malformed or holds something other than what was asked for.
+    #[error("{path}: invalid .npy file: {reason}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// A `.safetensors` file is malformed or holds something other than what was asked for.
+    #[error("{path}: invalid .safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// A line of a pairs file is malformed.
+    #[error("{path}:{line}: {reason}")]
+    PairsFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// Two inputs disagree in shape, or an input has a shape the protocol cannot use.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// An embedding holds NaN or an infinity.
+    #[error("{what}: row {row}, column {column} is not finite ({value})")]
+    NonFinite {
+        /// Which matrix (e.g. "embeddings", "probes").
+        what: String,
+        /// Row of the first non-finite value.
+        row: usize,
+        /// Column of the first non-finite value.
+        column: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The input is well formed but the protocol cannot be run on it (e.g. no impostor pair).
+    #[error("{0}")]
+    Protocol(String),
+    /// A plot could not be drawn or written.
+    #[error("{path}: cannot draw plot: {reason}")]
+    Plot {
+        /// The output file.
+        path: PathBuf,
+        /// The drawing backend's message.
+        reason: String,
+    },
+    /// A report could not be serialised.
+    #[error("{path}: cannot serialise report: {source}")]
+    Json {
+        /// The output file.
+        path: PathBuf,
+        /// The serialiser's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl EvalError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EvalError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn npy(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        EvalError::Npy {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn safetensors(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        EvalError::Safetensors {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! `TopK`: the `capacity` largest scores seen so far, as a binary min-heap.
+//!
+//! The root is the smallest kept score, so [`TopK::threshold`] is O(1) and a score that does
+//! not beat it is rejected with one comparison (the common case when streaming millions of
+//! distractor scores).
+
+/// The `capacity` largest `(score, item)` pairs pushed so far.
+#[derive(Debug, Clone)]
+pub struct TopK<T> {
+    capacity: usize,
+    heap: Vec<(f32, T)>,
+}
+
+impl<T: Copy> TopK<T> {
+    /// An empty keeper of at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            heap: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// A score must be strictly greater than this to be kept: `-inf` while not full, the
+    /// smallest kept score once full (`+inf` when the capacity is 0).
+    #[inline]
+    pub fn threshold(&self) -> f32 {
+        if self.capacity == 0 {
+            f32::INFINITY
+        } else if self.heap.len() < self.capacity {
+            f32::NEG_INFINITY
+        } else {
+            self.heap[0].0
+        }
+    }
+
+    /// Offers a score; keeps it if the keeper is not full or the score beats the smallest kept
+    /// one (which is then dropped). Among equal scores the earlier ones are kept.
+    #[inline]
+    pub fn push(&mut self, score: f32, item: T) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.heap.len() < self.capacity {
+            self.heap.push((score, item));
+            self.sift_up(self.heap.len() - 1);
+        } else if score > self.heap[0].0 {
+            self.heap[0] = (score, item);
+            self.sift_down(0);
+        }
+    }
+
+    /// Number of kept entries.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// Offers every entry of `other`.
+    pub fn merge(&mut self, other: TopK<T>) {
+        for (s, item) in other.heap {
+            self.push(s, item);
+        }
+    }
+
+    /// The kept entries, in no particular order.
+    pub fn into_vec(self) -> Vec<(f32, T)> {
+        self.heap
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if self.heap[i].0 < self.heap[parent].0 {
+                self.heap.swap(i, parent);
+                i = parent;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut smallest = i;
+            if l < n && self.heap[l].0 < self.heap[smallest].0 {
+                smallest = l;
+            }
+            if r < n && self.heap[r].0 < self.heap[smallest].0 {
+                smallest = r;
+            }
+            if smallest == i {
+                break;
+            }
+            self.heap.swap(i, smallest);
+            i = smallest;
+        }
+    }
+}
