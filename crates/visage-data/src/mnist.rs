@@ -1,0 +1,169 @@
+//! MNIST IDX files (big-endian; images magic 0x00000803, labels magic 0x00000801), plain or
+//! gzip-compressed (detected by the gzip magic, whatever the file name).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::error::{DataError, Result};
+use crate::sample::ImageSample;
+use crate::source::SampleSource;
+
+/// Magic of an IDX file of u8 images (3 dimensions).
+pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic of an IDX file of u8 labels (1 dimension).
+pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// Reads `path`, gunzipping when it starts with the gzip magic 1f 8b.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+fn be_u32(bytes: &[u8], offset: usize, path: &Path, field: &str) -> Result<u32> {
+    bytes
+        .get(offset..offset + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or_else(|| {
+            DataError::format(
+                path,
+                format!(
+                    "truncated IDX header: no {field} at byte {offset} (file has {} bytes)",
+                    bytes.len()
+                ),
+            )
+        })
+}
+
+/// IDX u8 images: `(pixels, count, rows, cols)`.
+pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, usize, usize, usize)> {
+    let magic = be_u32(bytes, 0, path, "magic")?;
+    if magic != IDX_IMAGES_MAGIC {
+        return Err(DataError::format(
+            path,
+            format!("IDX images magic is {magic:#010x}, expected {IDX_IMAGES_MAGIC:#010x}"),
+        ));
+    }
+    let count = be_u32(bytes, 4, path, "image count")? as usize;
+    let rows = be_u32(bytes, 8, path, "rows")? as usize;
+    let cols = be_u32(bytes, 12, path, "cols")? as usize;
+    let need = count as u128 * rows as u128 * cols as u128;
+    let have = bytes.len() as u128 - 16;
+    if need != have {
+        return Err(DataError::format(
+            path,
+            format!("header says {count} images of {rows}x{cols} = {need} bytes after the 16-byte header, the file has {have}"),
+        ));
+    }
+    Ok((bytes[16..].to_vec(), count, rows, cols))
+}
+
+/// IDX u8 labels.
+pub fn parse_idx_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let magic = be_u32(bytes, 0, path, "magic")?;
+    if magic != IDX_LABELS_MAGIC {
+        return Err(DataError::format(
+            path,
+            format!("IDX labels magic is {magic:#010x}, expected {IDX_LABELS_MAGIC:#010x}"),
+        ));
+    }
+    let count = be_u32(bytes, 4, path, "label count")? as usize;
+    if bytes.len() - 8 != count {
+        return Err(DataError::format(
+            path,
+            format!(
+                "header says {count} labels after the 8-byte header, the file has {} bytes",
+                bytes.len() - 8
+            ),
+        ));
+    }
+    Ok(bytes[8..].to_vec())
+}
+
+/// An MNIST-style image set with labels; grey images are served as RGB (channel replicated).
+#[derive(Debug, Clone)]
+pub struct Mnist {
+    /// Images file.
+    pub images_path: PathBuf,
+    /// `count * rows * cols` grey pixels.
+    pub pixels: Vec<u8>,
+    /// Labels, one per image.
+    pub labels: Vec<u8>,
+    /// Image rows.
+    pub rows: usize,
+    /// Image columns.
+    pub cols: usize,
+}
+
+impl Mnist {
+    /// Reads an images file and its labels file; errors when the counts differ.
+    pub fn open(images: &Path, labels: &Path) -> Result<Self> {
+        let (pixels, count, rows, cols) = parse_idx_images(&read_maybe_gz(images)?, images)?;
+        let l = parse_idx_labels(&read_maybe_gz(labels)?, labels)?;
+        if l.len() != count {
+            return Err(DataError::format(
+                labels,
+                format!(
+                    "{} labels for {count} images in {}",
+                    l.len(),
+                    images.display()
+                ),
+            ));
+        }
+        Ok(Self {
+            images_path: images.to_path_buf(),
+            pixels,
+            labels: l,
+            rows,
+            cols,
+        })
+    }
+
+    /// The usual labels file next to an images file: `*-images-idx3-ubyte*` ->
+    /// `*-labels-idx1-ubyte*`, `*-images.idx3-ubyte` -> `*-labels.idx1-ubyte`.
+    pub fn labels_path_for(images: &Path) -> Option<PathBuf> {
+        let name = images.file_name()?.to_str()?;
+        let l = name.replace("images", "labels").replace("idx3", "idx1");
+        (l != name).then(|| images.with_file_name(l))
+    }
+}
+
+impl SampleSource for Mnist {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn label(&self, index: usize) -> Result<usize> {
+        self.labels.get(index).map(|&l| l as usize).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "{}: index {index} out of {}",
+                self.images_path.display(),
+                self.labels.len()
+            ))
+        })
+    }
+
+    fn get(&self, index: usize) -> Result<ImageSample> {
+        let label = self.label(index)?;
+        let n = self.rows * self.cols;
+        let grey = &self.pixels[index * n..(index + 1) * n];
+        let pixels = grey.iter().flat_map(|&g| [g, g, g]).collect();
+        Ok(ImageSample {
+            pixels,
+            height: self.rows,
+            width: self.cols,
+            label,
+        })
+    }
+
+    fn num_classes(&self) -> usize {
+        self.labels.iter().max().map_or(0, |&m| m as usize + 1)
+    }
+}
