@@ -1,10 +1,121 @@
-//! `visage data` (placeholder until its issue lands).
+//! `visage data`: synthesise, inspect, pack and export datasets.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use visage_data::synthetic::{SynthConfig, SyntheticDataset, SyntheticSplit};
+use visage_data::PairList;
 
 /// Arguments of `visage data`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: DataCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DataCommand {
+    /// Write synthetic identities as an image folder (root/<identity>/<identity>_<NNNN>.png).
+    Synth(SynthArgs),
+}
+
+/// Arguments of `visage data synth`.
+#[derive(clap::Args, Debug)]
+struct SynthArgs {
+    /// Output directory (created).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of identities.
+    #[arg(long)]
+    identities: usize,
+    /// Images per identity.
+    #[arg(long)]
+    images_per_identity: usize,
+    /// Image side in pixels (square RGB images).
+    #[arg(long, default_value_t = 112)]
+    size: usize,
+    /// Seed of identities and nuisance.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Nuisance strength (pose, light, expression, blur, noise, occlusion); 1 is the default.
+    #[arg(long, default_value_t = 1.0)]
+    difficulty: f32,
+    /// Draw from the held-out identities (disjoint from every training set) instead of the
+    /// training ones.
+    #[arg(long)]
+    held_out: bool,
+    /// Also write pairs.txt (LFW layout, 10 folds) with this many pairs (a multiple of 20:
+    /// half genuine, half impostor).
+    #[arg(long)]
+    pairs: Option<usize>,
+    /// Seed of the pairs list.
+    #[arg(long, default_value_t = 0)]
+    pairs_seed: u64,
+}
 
 /// Runs `visage data`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`visage data` is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        DataCommand::Synth(a) => synth(a),
+    }
+}
+
+fn synth(a: SynthArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.size >= 8,
+        "--size must be at least 8 pixels (got {})",
+        a.size
+    );
+    anyhow::ensure!(
+        a.identities > 0 && a.images_per_identity > 0,
+        "--identities and --images-per-identity must be positive"
+    );
+    anyhow::ensure!(
+        a.difficulty.is_finite() && a.difficulty >= 0.0,
+        "--difficulty must be a finite number >= 0"
+    );
+    let split = if a.held_out {
+        SyntheticSplit::HeldOut
+    } else {
+        SyntheticSplit::Train
+    };
+    let cfg = SynthConfig {
+        size: a.size,
+        seed: a.seed,
+        difficulty: a.difficulty,
+    };
+    let data = SyntheticDataset::new(cfg, split, a.identities, a.images_per_identity);
+    let pairs = match a.pairs {
+        Some(n) => {
+            anyhow::ensure!(
+                n > 0 && n % 20 == 0,
+                "--pairs must be a positive multiple of 20 (10 folds, half genuine), got {n}"
+            );
+            Some(PairList::draw(
+                a.identities,
+                a.images_per_identity,
+                10,
+                n / 20,
+                a.pairs_seed,
+            )?)
+        }
+        None => None,
+    };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let t = std::time::Instant::now();
+    data.write_folder(&a.out, pairs.as_ref())?;
+    let n = a.identities * a.images_per_identity;
+    println!(
+        "{}",
+        serde_json::json!({
+            "out": a.out,
+            "images": n,
+            "identities": a.identities,
+            "image_size": [a.size, a.size, 3],
+            "split": if a.held_out { "held-out" } else { "train" },
+            "pairs": pairs.as_ref().map(|p| p.pairs.len()),
+            "seconds": t.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
 }
