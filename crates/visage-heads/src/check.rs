@@ -1,0 +1,106 @@
+//! Input validation shared by every head: shapes, empty batches, label ranges.
+
+use burn::tensor::{backend::Backend, Int, Tensor};
+
+use crate::HeadError;
+
+/// Checks `embeddings` is `[N >= 1, dim]` and `labels` is `[N]`.
+pub fn check_batch<B: Backend>(
+    embeddings: &Tensor<B, 2>,
+    labels: &Tensor<B, 1, Int>,
+    dim: Option<usize>,
+) -> Result<(), HeadError> {
+    let [n, d] = embeddings.dims();
+    if n == 0 {
+        return Err(HeadError::EmptyBatch);
+    }
+    if let Some(expected) = dim {
+        if d != expected {
+            return Err(HeadError::Shape {
+                tensor: "embeddings",
+                actual: vec![n, d],
+                expected: format!("[N, {expected}] (the head's embedding width)"),
+            });
+        }
+    }
+    let [nl] = labels.dims();
+    if nl != n {
+        return Err(HeadError::Shape {
+            tensor: "labels",
+            actual: vec![nl],
+            expected: format!("[{n}] (one label per embedding row)"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every label lies in `[0, classes)`. Reads the labels back to the host.
+pub fn check_labels<B: Backend>(
+    labels: &Tensor<B, 1, Int>,
+    classes: usize,
+) -> Result<(), HeadError> {
+    let values = labels
+        .to_data()
+        .convert::<i64>()
+        .into_vec::<i64>()
+        .map_err(|e| HeadError::Shape {
+            tensor: "labels",
+            actual: labels.dims().to_vec(),
+            expected: format!("integer labels ({e:?})"),
+        })?;
+    for (index, &label) in values.iter().enumerate() {
+        if label < 0 || label as u64 >= classes as u64 {
+            return Err(HeadError::LabelOutOfRange {
+                index,
+                label,
+                classes,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a non-finite or non-positive value of `field`.
+pub fn positive(field: &'static str, value: f64) -> Result<f64, HeadError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: "a finite number > 0".into(),
+        })
+    }
+}
+
+/// Rejects a value of `field` outside `[lo, hi)` (or non-finite).
+pub fn in_range(
+    field: &'static str,
+    value: f64,
+    lo: f64,
+    hi: f64,
+    what: &str,
+) -> Result<f64, HeadError> {
+    if value.is_finite() && value >= lo && value < hi {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: what.to_string(),
+        })
+    }
+}
+
+/// Rejects a non-finite or negative value of `field`.
+pub fn non_negative(field: &'static str, value: f64) -> Result<f64, HeadError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: "a finite number >= 0".into(),
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! What a head returns for one batch.
+
+use burn::tensor::{backend::Backend, Tensor};
+
+/// The result of one head on one batch.
+#[derive(Debug, Clone)]
+pub struct HeadOutput<B: Backend> {
+    /// The loss, a mean over the batch (over pairs or triplets for metric losses). Shape `[1]`.
+    pub loss: Tensor<B, 1>,
+    /// The logits actually fed to the cross-entropy (scaled, margin applied), `[N, C]`;
+    /// `None` for metric losses.
+    pub logits: Option<Tensor<B, 2>>,
+}
