@@ -1,0 +1,81 @@
+//! The library's autodiff gradients on an f64 backend against central finite differences of
+//! the library's own forward pass on that backend (h = 1e-6).
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use common::*;
+use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+
+type F64 = NdArray<f64>;
+type AdF64 = Autodiff<F64>;
+
+fn forward_loss(spec: &HeadSpec, inp: &Inputs) -> f64 {
+    let device = Default::default();
+    let config = spec.to_config(inp.w.len().max(1), inp.x[0].len()).unwrap();
+    let tensors = HeadTensors::<F64> {
+        weight: (!inp.w.is_empty()).then(|| to_tensor(&inp.w, &device)),
+        bias: None,
+    };
+    let head = config.init_with(tensors).unwrap();
+    let mut state = HeadState {
+        iteration: inp.iteration,
+        adacos_scale: inp.prev_scale,
+    };
+    let out = head.forward(
+        to_tensor(&inp.x, &device),
+        labels_tensor(&inp.labels, &device),
+        &mut state,
+    );
+    out.loss
+        .into_data()
+        .convert::<f64>()
+        .into_vec::<f64>()
+        .unwrap()[0]
+}
+
+#[test]
+fn autodiff_gradients_equal_central_differences_on_f64() {
+    let mut specs: Vec<HeadSpec> = HeadKind::ALL.iter().map(|&k| HeadSpec::new(k)).collect();
+    let mut s = HeadSpec::new(HeadKind::Arcface);
+    s.easy_margin = Some(true);
+    specs.push(s);
+    for m in 2..=4 {
+        let mut s = HeadSpec::new(HeadKind::Sphereface);
+        s.margin_int = Some(m);
+        s.base = Some(0.0);
+        s.lambda_min = Some(0.0);
+        specs.push(s);
+    }
+    for (seed, spec) in specs.iter().enumerate() {
+        let mut inp = random_inputs(2000 + seed as u64, 6, 4, 4);
+        if !spec.kind.has_class_tensor() {
+            inp.w.clear();
+        }
+        let lib = run_lib::<AdF64>(spec, &inp);
+        let gx = fd_grad(&inp.x, 1e-6, |x| {
+            let mut p = inp.clone();
+            p.x = x.clone();
+            forward_loss(spec, &p)
+        });
+        assert_close(
+            &format!("{} grad_embeddings", spec.kind),
+            &lib.grad_x,
+            &gx,
+            1e-6,
+        );
+        if spec.kind.is_classifier() {
+            let gw = fd_grad(&inp.w, 1e-6, |w| {
+                let mut p = inp.clone();
+                p.w = w.clone();
+                forward_loss(spec, &p)
+            });
+            assert_close(
+                &format!("{} grad_weight", spec.kind),
+                lib.grad_w.as_ref().unwrap(),
+                &gw,
+                1e-6,
+            );
+        }
+    }
+}
