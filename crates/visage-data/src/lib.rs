@@ -9,11 +9,13 @@
 
 pub mod augment;
 pub mod batcher;
+pub mod bin_pack;
 pub mod error;
 pub mod image_folder;
 pub mod loader;
 pub mod mnist;
 pub mod pairs;
+pub mod pickle;
 pub mod recordio;
 pub mod rng;
 pub mod sample;
@@ -23,6 +25,7 @@ pub mod synthetic;
 
 pub use augment::AugmentConfig;
 pub use batcher::{ImageBatch, ImageBatcher};
+pub use bin_pack::BinPack;
 pub use error::{DataError, Result};
 pub use image_folder::ImageFolder;
 pub use loader::{load_samples, TrainBatches};

@@ -714,13 +714,15 @@ pub fn pack_image_folder(folder: &ImageFolder, prefix: &Path) -> Result<PackSumm
             let (path, label) = &folder.items[i];
             match size {
                 None => size = Some((h, w)),
-                Some(s) if s != (h, w) => return Err(DataError::format(
-                    path,
-                    format!(
+                Some(s) if s != (h, w) => {
+                    return Err(DataError::format(
+                        path,
+                        format!(
                         "image is {h}x{w}, the pack's first image is {}x{}: align or resize first",
                         s.0, s.1
                     ),
-                )),
+                    ))
+                }
                 _ => {}
             }
             let key = i as u64 + 1;
