@@ -1,10 +1,72 @@
-//! `visage identify` (placeholder until its issue lands).
+//! `visage identify`: MegaFace-style 1:N identification report from embedding matrices.
+//!
+//! ```text
+//! visage identify --probes P --probe-labels L --distractors D [--ranks 1,5,10] --report OUT.json
+//! ```
+//! P: f32 `[Np, d]`, L: integer `[Np]`, D: f32 `[Nd, d]` (`.npy` or `.safetensors`). Scores are
+//! computed in blocks (never `Np x Nd` at once) with a progress bar on stderr.
+
+use std::path::PathBuf;
+
+use visage_eval::io::{read_embeddings, read_labels};
+use visage_eval::{identify, write_report, IdentificationConfig};
 
 /// Arguments of `visage identify`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Probe embeddings f32 [Np, d] (.npy or .safetensors key `embeddings`).
+    #[arg(long)]
+    pub probes: PathBuf,
+    /// Probe identity labels, integers [Np] (.npy or .safetensors key `labels`).
+    #[arg(long)]
+    pub probe_labels: PathBuf,
+    /// Distractor embeddings f32 [Nd, d] (.npy or .safetensors key `embeddings`).
+    #[arg(long)]
+    pub distractors: PathBuf,
+    /// Ranks to report, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
+    pub ranks: Vec<usize>,
+    /// Output JSON report.
+    #[arg(long)]
+    pub report: PathBuf,
+    /// Distractors per block of the blocked similarity computation.
+    #[arg(long, default_value_t = 2048)]
+    pub distractor_block: usize,
+}
 
 /// Runs `visage identify`.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`visage identify` is not available yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let probes = read_embeddings(&args.probes)?;
+    let labels = read_labels(&args.probe_labels)?;
+    let distractors = read_embeddings(&args.distractors)?;
+    let config = IdentificationConfig {
+        ranks: args.ranks.clone(),
+        distractor_block: args.distractor_block,
+        progress: true,
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let r = identify(&probes, &labels, &distractors, &config)?;
+    write_report(&args.report, &r)?;
+    println!(
+        "probes {} ({} identities, {} single-image probes skipped), distractors {}, {} ordered pairs, {:.1} s",
+        r.probes,
+        r.probe_identities,
+        r.skipped_single_image_probes,
+        r.distractors,
+        r.pairs,
+        start.elapsed().as_secs_f64()
+    );
+    for (k, rate) in &r.rank.0 {
+        println!("  rank-{k}: {:.4} %", rate * 100.0);
+    }
+    match r.tar_at_far_1e_6 {
+        Some(t) => println!("  TAR@FAR=1e-6: {:.4} %", t * 100.0),
+        None => println!(
+            "  TAR@FAR=1e-6: undefined ({} impostor pairs < 1e6)",
+            r.impostor_pairs
+        ),
+    }
+    println!("report: {}", args.report.display());
+    Ok(())
 }
