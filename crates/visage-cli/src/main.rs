@@ -2,11 +2,16 @@
 
 mod backend;
 mod cmd;
+mod tensor_file;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "visage", version, about = "Face representation learning on Burn: heads, backbones, data, evaluation, training")]
+#[command(
+    name = "visage",
+    version,
+    about = "Face representation learning on Burn: heads, backbones, data, evaluation, training"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

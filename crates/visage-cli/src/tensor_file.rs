@@ -1,0 +1,165 @@
+//! Named tensors in safetensors files, with errors that name the file, the tensor, and what
+//! was expected; files are written to a temporary name and renamed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+
+/// A host tensor to write to a safetensors file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTensor {
+    /// f32 values and shape.
+    F32(Vec<f32>, Vec<usize>),
+}
+
+impl HostTensor {
+    fn dtype(&self) -> Dtype {
+        match self {
+            HostTensor::F32(..) => Dtype::F32,
+        }
+    }
+    fn shape(&self) -> &[usize] {
+        match self {
+            HostTensor::F32(_, s) => s,
+        }
+    }
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            HostTensor::F32(v, _) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// The tensors of one safetensors file, read whole.
+pub struct TensorFile {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+/// How a tensor's shape is constrained: `None` = any size in that dimension.
+pub type ShapeSpec<'a> = &'a [Option<usize>];
+
+impl TensorFile {
+    /// Reads `path` and checks it parses as safetensors.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        SafeTensors::deserialize(&bytes)
+            .with_context(|| format!("{}: not a valid safetensors file", path.display()))?;
+        Ok(TensorFile {
+            path: path.display().to_string(),
+            bytes,
+        })
+    }
+
+    fn parsed(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("validated in open")
+    }
+
+    /// Whether the file holds tensor `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.parsed().names().iter().any(|n| *n == name)
+    }
+
+    fn view_checked(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        shape: ShapeSpec,
+    ) -> anyhow::Result<(Vec<u8>, Vec<usize>)> {
+        let st = self.parsed();
+        let view = st
+            .tensor(name)
+            .map_err(|_| anyhow::anyhow!("{}: tensor `{name}` is missing", self.path))?;
+        if view.dtype() != dtype {
+            bail!(
+                "{}: tensor `{name}` has dtype {:?}; expected {dtype:?}",
+                self.path,
+                view.dtype()
+            );
+        }
+        let actual = view.shape().to_vec();
+        let fits = actual.len() == shape.len()
+            && actual
+                .iter()
+                .zip(shape)
+                .all(|(a, s)| s.is_none_or(|s| s == *a));
+        if !fits {
+            let expected: Vec<String> = shape
+                .iter()
+                .map(|s| s.map_or("_".to_string(), |v| v.to_string()))
+                .collect();
+            bail!(
+                "{}: tensor `{name}` has shape {actual:?}; expected [{}]",
+                self.path,
+                expected.join(", ")
+            );
+        }
+        Ok((view.data().to_vec(), actual))
+    }
+
+    /// An f32 tensor with a constrained shape.
+    pub fn f32(&self, name: &str, shape: ShapeSpec) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
+        let (bytes, dims) = self.view_checked(name, Dtype::F32, shape)?;
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            bail!(
+                "{}: tensor `{name}` holds a non-finite value at flat index {i}",
+                self.path
+            );
+        }
+        Ok((values, dims))
+    }
+
+    /// An i64 tensor with a constrained shape.
+    pub fn i64(&self, name: &str, shape: ShapeSpec) -> anyhow::Result<(Vec<i64>, Vec<usize>)> {
+        let (bytes, dims) = self.view_checked(name, Dtype::I64, shape)?;
+        Ok((
+            bytes
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            dims,
+        ))
+    }
+}
+
+/// Writes `tensors` to `path` as safetensors (temporary file, then rename).
+pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> anyhow::Result<()> {
+    let bytes: Vec<(String, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.bytes()))
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), (_, b))| {
+            TensorView::new(t.dtype(), t.shape().to_vec(), b)
+                .map(|v| (name.clone(), v))
+                .map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let data = safetensors::serialize(views, &None).context("serialising safetensors")?;
+    write_atomic(path, &data)
+}
+
+/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}

@@ -1,0 +1,93 @@
+//! `cargo xtask bench heads`: forward + backward time of ArcFace, CosFace and AdaCos at
+//! N = 128, d = 512, C in {1k, 10k, 100k} on ndarray, with the GFLOP/s of the head's matrix
+//! products (x W^T forward; G W and G^T x backward: 6 N C d flops in all) and, measured in the
+//! same run, a bare `[N, d] x [d, C]` matmul as the baseline ratio.
+//!
+//! `VISAGE_BENCH_CLASSES=1000,10000` limits the class counts; `VISAGE_BENCH_REPS` sets repeats.
+
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{backend::Backend, Distribution, Int, Tensor};
+use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+
+type Inner = NdArray<f32>;
+type B = Autodiff<Inner>;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    f(); // warm-up
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let (n, d) = (128usize, 512usize);
+    let classes: Vec<usize> = std::env::var("VISAGE_BENCH_CLASSES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000]);
+    let reps: usize = std::env::var("VISAGE_BENCH_REPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let device = Default::default();
+    println!("heads benchmark on ndarray (f32), N = {n}, d = {d}, median of {reps} runs");
+    println!(
+        "{:<8} {:>7} {:>10} {:>10} {:>12} {:>12} {:>8}",
+        "head", "C", "fwd+bwd ms", "matmul ms", "head GFLOP/s", "mm GFLOP/s", "ratio"
+    );
+    for &c in &classes {
+        let x_inner = Tensor::<Inner, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
+        let w_inner = Tensor::<Inner, 2>::random([c, d], Distribution::Normal(0.0, 0.01), &device);
+        let labels =
+            Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, c as f64), &device);
+        // Baseline: one bare matmul of the forward's shape, 2 N C d flops.
+        let wt = w_inner.clone().transpose();
+        let mm = time(reps, || {
+            let y = x_inner.clone().matmul(wt.clone());
+            Inner::sync(&device).ok();
+            std::hint::black_box(y);
+        });
+        let mm_gflops = 2.0 * (n * c * d) as f64 / mm / 1e9;
+        for kind in [HeadKind::Arcface, HeadKind::Cosface, HeadKind::Adacos] {
+            let head = HeadSpec::new(kind)
+                .to_config(c, d)
+                .expect("config")
+                .init_with::<B>(HeadTensors {
+                    weight: Some(Tensor::from_inner(w_inner.clone())),
+                    bias: None,
+                })
+                .expect("head");
+            let secs = time(reps, || {
+                let x = Tensor::<B, 2>::from_inner(x_inner.clone()).require_grad();
+                let out = head.forward(x.clone(), labels.clone(), &mut HeadState::default());
+                let grads = out.loss.backward();
+                std::hint::black_box(x.grad(&grads));
+            });
+            let gflops = 6.0 * (n * c * d) as f64 / secs / 1e9;
+            println!(
+                "{:<8} {:>7} {:>10.2} {:>10.2} {:>12.1} {:>12.1} {:>8.2}",
+                kind.name(),
+                c,
+                secs * 1e3,
+                mm * 1e3,
+                gflops,
+                mm_gflops,
+                gflops / mm_gflops
+            );
+        }
+    }
+    println!("ratio = head GFLOP/s (its 3 matmuls, 6NCd flops, over the whole fwd+bwd time) / bare matmul GFLOP/s");
+}
