@@ -7,11 +7,13 @@
 //! Every reader takes untrusted files: malformed input gives a [`DataError`] naming the file and
 //! the record, offset or field, never a panic and never a silent wrong label.
 
+pub mod alignment;
 pub mod augment;
 pub mod batcher;
 pub mod bin_pack;
 pub mod error;
 pub mod image_folder;
+pub mod lfw;
 pub mod loader;
 pub mod mnist;
 pub mod pairs;
@@ -23,11 +25,13 @@ pub mod sampler;
 pub mod source;
 pub mod synthetic;
 
+pub use alignment::{AlignTemplate, Similarity};
 pub use augment::AugmentConfig;
 pub use batcher::{ImageBatch, ImageBatcher};
 pub use bin_pack::BinPack;
 pub use error::{DataError, Result};
 pub use image_folder::ImageFolder;
+pub use lfw::Lfw;
 pub use loader::{load_samples, TrainBatches};
 pub use mnist::Mnist;
 pub use pairs::{PairList, VerificationSet};
