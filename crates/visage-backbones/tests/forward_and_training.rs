@@ -1,7 +1,7 @@
 //! Output shapes, a backward pass through every backbone (training mode, autodiff), the frozen
 //! IResNet `features` scale, and inference mode using running statistics.
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::{Distribution, Tensor, TensorData, Tolerance};
 use visage_backbones::{
@@ -9,7 +9,8 @@ use visage_backbones::{
     SphereNetConfig,
 };
 
-type B = NdArray<f32>;
+// Flex: burn-ndarray 0.21's convolution backward is ~50-100x slower here (LeNets++ step 10.7 s vs 0.09 s).
+type B = Flex;
 type AD = Autodiff<B>;
 
 fn images<Bk: burn::tensor::backend::Backend>(
@@ -115,36 +116,43 @@ fn backward_reaches_params(model: &Backbone<AD>, x: Tensor<AD, 4>) -> usize {
     check.with_grad
 }
 
-#[test]
-fn backward_through_every_backbone() {
+fn backward_case(cfg: BackboneConfig, shape: [usize; 4]) {
     let device = Default::default();
-    let cases: Vec<(BackboneConfig, [usize; 4])> = vec![
-        (BackboneConfig::new(BackboneKind::LeNetPP), [2, 1, 28, 28]),
-        (
-            BackboneConfig {
-                input_size: Some([32, 32]),
-                ..BackboneConfig::new(BackboneKind::SphereNet(10))
-            },
-            [2, 3, 32, 32],
-        ),
-        (
-            BackboneConfig {
-                input_size: Some([32, 32]),
-                embedding_dim: Some(16),
-                ..BackboneConfig::new(BackboneKind::IResNet(18))
-            },
-            [2, 3, 32, 32],
-        ),
-        (
-            BackboneConfig::new(BackboneKind::MobileFaceNet),
-            [2, 3, 112, 112],
-        ),
-    ];
-    for (cfg, shape) in cases {
-        let model = cfg.init::<AD>(&device).unwrap();
-        let n = backward_reaches_params(&model, images::<AD>(shape, &device));
-        assert!(n > 0, "{}: no gradient", cfg.kind);
-    }
+    let model = cfg.init::<AD>(&device).unwrap();
+    let n = backward_reaches_params(&model, images::<AD>(shape, &device));
+    assert!(n > 0, "{}: no gradient", cfg.kind);
+}
+
+#[test]
+fn backward_lenet_pp() {
+    backward_case(BackboneConfig::new(BackboneKind::LeNetPP), [2, 1, 28, 28]);
+}
+
+#[test]
+fn backward_sphere_net() {
+    let cfg = BackboneConfig {
+        input_size: Some([32, 32]),
+        ..BackboneConfig::new(BackboneKind::SphereNet(10))
+    };
+    backward_case(cfg, [2, 3, 32, 32]);
+}
+
+#[test]
+fn backward_iresnet() {
+    let cfg = BackboneConfig {
+        input_size: Some([32, 32]),
+        embedding_dim: Some(16),
+        ..BackboneConfig::new(BackboneKind::IResNet(18))
+    };
+    backward_case(cfg, [2, 3, 32, 32]);
+}
+
+#[test]
+fn backward_mobilefacenet() {
+    backward_case(
+        BackboneConfig::new(BackboneKind::MobileFaceNet),
+        [2, 3, 112, 112],
+    );
 }
 
 #[test]
@@ -196,7 +204,7 @@ fn inference_mode_uses_running_statistics_training_mode_batch_statistics() {
     let alone = model.forward(xi.slice([0..1]));
     full.slice([0..1])
         .into_data()
-        .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::absolute(1e-4));
+        .assert_approx_eq::<f32>(&alone.into_data(), Tolerance::rel_abs(1e-4, 1e-4));
     // and the running statistics moved during the two training forwards (momentum 0.1)
     let rm: Vec<f32> = model
         .bn1
