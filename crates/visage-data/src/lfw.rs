@@ -156,12 +156,14 @@ impl Lfw {
                     b: image(n, n2, j)?,
                     same: false,
                 },
-                _ => return Err(bad(
-                    n,
-                    format!(
+                _ => {
+                    return Err(bad(
+                        n,
+                        format!(
                         "expected `Name\\tn1\\tn2` or `Name1\\tn1\\tName2\\tn2`, found {line:?}"
                     ),
-                )),
+                    ))
+                }
             };
             pairs.push(pair);
         }
