@@ -37,7 +37,7 @@ impl Pairs {
     /// Interleaved pairs for an embedding matrix of `rows` rows and `issame` of length N:
     /// errors unless `rows` is even and equal to `2 N`.
     pub fn interleaved_for(rows: usize, issame: &[bool]) -> Result<Self, EvalError> {
-        if rows % 2 != 0 {
+        if !rows.is_multiple_of(2) {
             return Err(EvalError::Shape(format!(
                 "embeddings have an odd number of rows ({rows}): pair i is rows 2i and 2i+1, so 2N rows are expected"
             )));

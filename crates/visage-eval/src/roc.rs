@@ -72,7 +72,7 @@ impl RocCurve {
             }
             let last_of_group = order
                 .get(k + 1)
-                .map_or(true, |&next| scores[next] != scores[idx]);
+                .is_none_or(|&next| scores[next] != scores[idx]);
             if last_of_group {
                 thresholds.push(scores[idx]);
                 true_positives.push(tp);

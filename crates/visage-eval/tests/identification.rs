@@ -29,7 +29,9 @@ fn config(ranks: &[usize]) -> IdentificationConfig {
 /// - (30 -> 0): cos30 vs cos0 = 1, cos20, cos65: succeeds only at rank 3.
 /// - (90 -> 93): cos3 vs cos5 (95), cos60, cos80: rank 1.
 /// - (93 -> 90): cos3 vs cos2 (95), cos63, cos83: rank 2.
-/// CMC = 1/4, 2/4, 4/4 (counting the tie as a success would give 3/4 at rank 2). 4 probes x 4 distractors = 16 impostors: TAR@1e-6 undefined.
+///
+/// CMC = 1/4, 2/4, 4/4 (counting the tie as a success would give 3/4 at rank 2).
+/// 4 probes x 4 distractors = 16 impostors: TAR@1e-6 undefined.
 #[test]
 fn hand_case_with_tie_and_single_image_identity() {
     let probes = at_degrees(&[0.0, 30.0, 90.0, 93.0, 200.0]);
@@ -186,7 +188,7 @@ fn matches_brute_force_on_random_data() {
             impostor.push(s);
         }
     }
-    let mut success = vec![0u64; 20];
+    let mut success = [0u64; 20];
     let mut pairs = 0u64;
     let mut genuine = Vec::new();
     for &i in &kept {

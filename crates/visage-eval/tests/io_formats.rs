@@ -18,7 +18,7 @@ fn tmp(name: &str) -> PathBuf {
 fn npy_bytes(major: u8, header: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header.to_string();
     let prefix = if major == 1 { 10 } else { 12 };
-    while (prefix + h.len() + 1) % 16 != 0 {
+    while !(prefix + h.len() + 1).is_multiple_of(16) {
         h.push(' ');
     }
     h.push('\n');
