@@ -198,8 +198,12 @@ pub struct PackPaths {
 }
 
 impl PackPaths {
-    /// Resolves `path`: `X.rec` or `X.idx` give `X.rec` + `X.idx`; anything else is a prefix.
+    /// Resolves `path`: `X.rec` or `X.idx` give `X.rec` + `X.idx`; a directory `D` means the
+    /// prefix `D/train`; anything else is a prefix.
     pub fn resolve(path: &Path) -> Self {
+        if path.is_dir() {
+            return Self::resolve(&path.join("train"));
+        }
         let s = path.to_string_lossy();
         let prefix = s
             .strip_suffix(".rec")

@@ -17,6 +17,45 @@ pub struct Args {
 enum DataCommand {
     /// Write synthetic identities as an image folder (root/<identity>/<identity>_<NNNN>.png).
     Synth(SynthArgs),
+    /// Print a JSON summary of a dataset: RecordIO prefix or .rec/.idx, .bin pack, LFW
+    /// directory, image folder, MNIST IDX file.
+    Inspect(InspectArgs),
+    /// Pack an image folder into PREFIX.rec / PREFIX.idx / property (InsightFace layout).
+    Pack(PackArgs),
+    /// Decode one record of a RecordIO pack and write it as an image.
+    Export(ExportArgs),
+}
+
+/// Arguments of `visage data inspect`.
+#[derive(clap::Args, Debug)]
+struct InspectArgs {
+    /// The dataset path.
+    path: PathBuf,
+}
+
+/// Arguments of `visage data pack`.
+#[derive(clap::Args, Debug)]
+struct PackArgs {
+    /// Image folder (root/<identity>/<image>.jpg); class = sorted folder position.
+    #[arg(long)]
+    from: PathBuf,
+    /// Output prefix: writes PREFIX.rec, PREFIX.idx and `property` next to them.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Arguments of `visage data export`.
+#[derive(clap::Args, Debug)]
+struct ExportArgs {
+    /// RecordIO prefix, .rec or .idx path.
+    #[arg(long)]
+    from: PathBuf,
+    /// Record key (as in the .idx).
+    #[arg(long)]
+    key: u64,
+    /// Output image (.png or .jpg), the decoded RGB image.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 /// Arguments of `visage data synth`.
@@ -57,7 +96,46 @@ struct SynthArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Synth(a) => synth(a),
+        DataCommand::Inspect(a) => {
+            let info = visage_data::inspect(&a.path)?;
+            println!("{}", serde_json::to_string_pretty(&info)?);
+            Ok(())
+        }
+        DataCommand::Pack(a) => pack(a),
+        DataCommand::Export(a) => export(a),
     }
+}
+
+fn pack(a: PackArgs) -> anyhow::Result<()> {
+    let folder = visage_data::ImageFolder::open(&a.from)?;
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let s = visage_data::recordio::pack_image_folder(&folder, &a.out)?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "rec": s.paths.rec,
+            "idx": s.paths.idx,
+            "property": s.paths.property,
+            "images": s.images,
+            "identities": s.identities,
+            "image_size": [s.image_size.0, s.image_size.1, 3],
+        })
+    );
+    Ok(())
+}
+
+fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let r = visage_data::RecordIo::open(&a.from)?;
+    let s = r.decode_key(a.key)?;
+    s.save(&a.out)?;
+    println!(
+        "{}",
+        serde_json::json!({"key": a.key, "label": s.label, "image_size": [s.height, s.width, 3], "out": a.out})
+    );
+    Ok(())
 }
 
 fn synth(a: SynthArgs) -> anyhow::Result<()> {
