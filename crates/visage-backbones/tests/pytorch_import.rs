@@ -331,3 +331,41 @@ fn backbone_config_from_toml() {
     assert!("iresnet".parse::<BackboneKind>().is_err());
     assert_eq!(BackboneKind::IResNet(50).to_string(), "iresnet50");
 }
+
+#[test]
+fn torch_save_pth_loads_and_matches_f64_reference() {
+    let device = Default::default();
+    let blocks = [1, 1, 1, 1];
+    let keys = mbf_keys(blocks, 1, 64);
+    let dict = random_dict(&keys, 23);
+    let path = tmp("backbone.pth");
+    write_torch_save(
+        &path,
+        &dict,
+        &[
+            ("layers.0.layers.1.num_batches_tracked", vec![], vec![1234]),
+            ("conv_sep.layers.1.num_batches_tracked", vec![], vec![1234]),
+        ],
+    );
+    let cfg = MobileFaceNetConfig::new()
+        .with_blocks(blocks)
+        .with_scale(1)
+        .with_embedding_dim(64);
+    let model = load_weights(cfg.init::<B>(&device), &path).unwrap();
+    // the GDC linear layer is transposed into Burn's [in, out]
+    let lin: Vec<f32> = model.linear.weight.val().into_data().into_vec().unwrap();
+    let (_, torch_lin) = &dict["features.layers.2.weight"];
+    for (o, i) in [(0, 0), (5, 300), (63, 511)] {
+        assert_eq!(lin[i * 64 + o], torch_lin[o * 512 + i]);
+    }
+    let img = random_image(3, 112, 112, 9);
+    let flat: Vec<f32> = img.v.iter().map(|&x| x as f32).collect();
+    let x = Tensor::<B, 1>::from_floats(flat.as_slice(), &device).reshape([1, 3, 112, 112]);
+    let out: Vec<f32> = model.forward(x).into_data().into_vec().unwrap();
+    assert_close(
+        &out,
+        &mbf_forward(&dict, blocks, &img),
+        "mobilefacenet from .pth",
+    );
+    std::fs::remove_file(&path).ok();
+}

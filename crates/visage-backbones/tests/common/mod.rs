@@ -414,3 +414,163 @@ pub fn random_image(c: usize, h: usize, w: usize, seed: u64) -> Map {
             .collect(),
     }
 }
+
+// ---- a minimal `torch.save` writer (zip format of PyTorch >= 1.6, stored entries) ----
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+fn zip_stored(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let offset = out.len() as u32;
+        let crc = crc32(data);
+        let n = data.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = Vec::new();
+            h.extend(sig.to_le_bytes());
+            if central {
+                h.extend(20u16.to_le_bytes()); // version made by
+            }
+            h.extend(20u16.to_le_bytes()); // version needed
+            h.extend(0u16.to_le_bytes()); // flags
+            h.extend(0u16.to_le_bytes()); // stored
+            h.extend(0u32.to_le_bytes()); // time, date
+            h.extend(crc.to_le_bytes());
+            h.extend(n.to_le_bytes());
+            h.extend(n.to_le_bytes());
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes()); // extra
+            if central {
+                h.extend(0u16.to_le_bytes()); // comment
+                h.extend(0u16.to_le_bytes()); // disk
+                h.extend(0u16.to_le_bytes()); // internal attributes
+                h.extend(0u32.to_le_bytes()); // external attributes
+                h.extend(offset.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend(data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd_offset = out.len() as u32;
+    out.extend(&central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((entries.len() as u16).to_le_bytes());
+    out.extend((central.len() as u32).to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+fn pk_global(p: &mut Vec<u8>, module: &str, name: &str) {
+    p.push(b'c');
+    p.extend(format!("{module}\n{name}\n").as_bytes());
+}
+
+fn pk_str(p: &mut Vec<u8>, s: &str) {
+    p.push(b'X');
+    p.extend((s.len() as u32).to_le_bytes());
+    p.extend(s.as_bytes());
+}
+
+fn pk_int(p: &mut Vec<u8>, v: i32) {
+    p.push(b'J');
+    p.extend(v.to_le_bytes());
+}
+
+fn pk_int_tuple(p: &mut Vec<u8>, v: &[usize]) {
+    p.push(b'(');
+    for &x in v {
+        pk_int(p, x as i32);
+    }
+    p.push(b't');
+}
+
+/// Writes a state dict the way `torch.save(model.state_dict(), path)` does (zip archive with
+/// `archive/data.pkl`, one storage per tensor under `archive/data/<i>`, protocol-2 pickle of an
+/// `OrderedDict` of `torch._utils._rebuild_tensor_v2` calls). `extra_i64` adds int64 tensors
+/// (`num_batches_tracked`).
+pub fn write_torch_save(path: &Path, dict: &Dict, extra_i64: &[(&str, Vec<usize>, Vec<i64>)]) {
+    let mut p = vec![0x80, 2];
+    pk_global(&mut p, "collections", "OrderedDict");
+    p.push(b')');
+    p.push(b'R');
+    p.push(b'(');
+    let mut storages: Vec<Vec<u8>> = Vec::new();
+    let mut items: Vec<(String, Vec<usize>, &'static str, Vec<u8>)> = dict
+        .iter()
+        .map(|(k, (s, v))| {
+            (
+                k.clone(),
+                s.clone(),
+                "FloatStorage",
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    for (k, s, v) in extra_i64 {
+        items.push((
+            k.to_string(),
+            s.clone(),
+            "LongStorage",
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ));
+    }
+    for (key, shape, storage_type, bytes) in items {
+        let id = storages.len();
+        let numel: usize = shape.iter().product();
+        pk_str(&mut p, &key);
+        pk_global(&mut p, "torch._utils", "_rebuild_tensor_v2");
+        p.push(b'(');
+        p.push(b'(');
+        pk_str(&mut p, "storage");
+        pk_global(&mut p, "torch", storage_type);
+        pk_str(&mut p, &id.to_string());
+        pk_str(&mut p, "cpu");
+        pk_int(&mut p, numel as i32);
+        p.push(b't');
+        p.push(b'Q'); // BINPERSID
+        pk_int(&mut p, 0); // storage offset
+        pk_int_tuple(&mut p, &shape);
+        let mut stride = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * shape[i + 1];
+        }
+        pk_int_tuple(&mut p, &stride);
+        p.push(0x89); // NEWFALSE: requires_grad
+        pk_global(&mut p, "collections", "OrderedDict");
+        p.push(b')');
+        p.push(b'R');
+        p.push(b't');
+        p.push(b'R');
+        storages.push(bytes);
+    }
+    p.push(b'u'); // SETITEMS
+    p.push(b'.');
+    let mut entries = vec![("archive/data.pkl".to_string(), p)];
+    entries.push(("archive/byteorder".to_string(), b"little".to_vec()));
+    for (i, s) in storages.into_iter().enumerate() {
+        entries.push((format!("archive/data/{i}"), s));
+    }
+    entries.push(("archive/version".to_string(), b"3\n".to_vec()));
+    std::fs::write(path, zip_stored(&entries)).unwrap();
+}
