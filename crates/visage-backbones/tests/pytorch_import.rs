@@ -91,9 +91,9 @@ fn assert_close(ours: &[f32], reference: &[f64], what: &str) {
 #[test]
 fn iresnet18_safetensors_loads_and_matches_f64_reference() {
     let device = Default::default();
-    // 16x16 input: final map 1x1, fc 512 -> 512; all the layers of iresnet18.
+    // 32x32 input: final map 2x2 (so the flatten order matters), fc 2048 -> 512.
     let layers = [2, 2, 2, 2];
-    let keys = iresnet_keys(layers, [1, 1], 512);
+    let keys = iresnet_keys(layers, [2, 2], 512);
     let dict = random_dict(&keys, 7);
     let path = tmp("r18.safetensors");
     // a num_batches_tracked (int64) per BN as in real checkpoints: skipped
@@ -104,15 +104,15 @@ fn iresnet18_safetensors_loads_and_matches_f64_reference() {
     );
     let model = IResNetConfig::new()
         .with_depth(18)
-        .with_input_size([16, 16])
+        .with_input_size([32, 32])
         .init::<B>(&device);
     let model = load_weights(model, &path).unwrap();
 
     // placement: Linear transposed ([in, out] in Burn), BN stats, PReLU, downsample
     let fc: Vec<f32> = model.fc.weight.val().into_data().into_vec().unwrap();
     let (_, torch_fc) = &dict["fc.weight"];
-    for (o, i) in [(0, 0), (3, 17), (511, 2), (100, 511)] {
-        assert_eq!(fc[i * 512 + o], torch_fc[o * 512 + i]);
+    for (o, i) in [(0, 0), (3, 17), (511, 2), (100, 2047)] {
+        assert_eq!(fc[i * 512 + o], torch_fc[o * 2048 + i]);
     }
     let rv: Vec<f32> = model.layer2[0]
         .bn3
@@ -137,12 +137,12 @@ fn iresnet18_safetensors_loads_and_matches_f64_reference() {
     assert_eq!(g, dict["features.weight"].1);
 
     // whole network vs the f64 reference, 2 images
-    let imgs: Vec<Map> = (0..2).map(|s| random_image(3, 16, 16, 100 + s)).collect();
+    let imgs: Vec<Map> = (0..2).map(|s| random_image(3, 32, 32, 100 + s)).collect();
     let flat: Vec<f32> = imgs
         .iter()
         .flat_map(|m| m.v.iter().map(|&x| x as f32))
         .collect();
-    let x = Tensor::<B, 1>::from_floats(flat.as_slice(), &device).reshape([2, 3, 16, 16]);
+    let x = Tensor::<B, 1>::from_floats(flat.as_slice(), &device).reshape([2, 3, 32, 32]);
     let out: Vec<f32> = model.forward(x).into_data().into_vec().unwrap();
     for (n, img) in imgs.iter().enumerate() {
         let reference = iresnet_forward(&dict, layers, img);
