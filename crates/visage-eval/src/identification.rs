@@ -25,8 +25,16 @@
 //! probe's top-(K + margin) heap and to the block's impostor heap. Memory is O(blocks), never
 //! probes x distractors. The f32 scores only select candidates: afterwards every kept candidate
 //! is rescored in f64 (cosine of the f64-normalised rows, as in verification) and the ranks,
-//! thresholds and the TAR are decided on the f64 scores. The `margin` extra candidates (8 by
-//! default) absorb f32 rounding (about 1e-7 relative) reordering candidates near the K-th place.
+//! thresholds and the TAR are decided on the f64 scores.
+//!
+//! Exactness: per probe, K + max(margin, K) candidates are kept, and for the impostor tail
+//! m + 1 + max(margin, (m + 1) / 4). With `eps = d * 2^-23`, a bound on the f32 error of a
+//! score, the selection is certified when the smallest kept f32 score plus `eps` lies below the
+//! f64 K-th score (resp. `s_(m+1)`): no dropped candidate can then reach it. An uncertified
+//! probe is recomputed exactly in f64 over all distractors (`exact_recomputed_probes`); an
+//! uncertified impostor tail triggers a second pass that rescores in f64 every impostor whose
+//! f32 score is within `2 eps` of the cut (`impostor_second_pass`). The results are therefore
+//! those of a plain f64 computation; on ordinary data neither fallback runs.
 
 use std::collections::BTreeMap;
 
@@ -49,9 +57,9 @@ pub const IDENTIFICATION_PROTOCOL: &str = "MegaFace Challenge 1 style: probe ide
 cos(i, j) > t_i(k), the k-th largest cosine of probe i to the distractors (ties fail); \
 TAR@FAR=1e-6 from unordered genuine probe pairs vs every probe x distractor impostor pair, \
 largest TPR with FPR <= 1e-6, null when 1e-6 < 1/impostors. Candidates selected with blocked f32 \
-sgemm, all deciding scores recomputed in f64.";
+sgemm and certified against f32 rounding (else recomputed exactly); all deciding scores in f64.";
 
-/// Knobs of [`identify`].
+/// Knobs of [`identify`] (they change speed, never the result).
 #[derive(Debug, Clone)]
 pub struct IdentificationConfig {
     /// Ranks to report (each >= 1); the CMC curve goes up to the largest.
@@ -60,7 +68,7 @@ pub struct IdentificationConfig {
     pub probe_block: usize,
     /// Distractors per block.
     pub distractor_block: usize,
-    /// Extra f32 candidates kept per heap before the f64 rescoring.
+    /// Minimum number of extra f32 candidates kept per heap before the f64 rescoring.
     pub margin: usize,
     /// Draw a progress bar on stderr.
     pub progress: bool,
@@ -126,6 +134,11 @@ pub struct IdentificationReport {
     pub impostor_pairs: u64,
     /// Embedding dimension.
     pub dim: usize,
+    /// Probes whose f32 candidate selection could not be certified against f32 rounding and
+    /// whose distractor scores were recomputed exactly in f64 (usually 0).
+    pub exact_recomputed_probes: usize,
+    /// Whether the impostor tail needed a second, f64-checked pass (usually false).
+    pub impostor_second_pass: bool,
     /// How the numbers were computed.
     pub protocol: String,
 }
@@ -147,6 +160,113 @@ pub fn allowed_false_accepts(far: f64, total: u64) -> u64 {
 struct BlockCandidates {
     per_probe: Vec<TopK<u32>>,
     impostors: TopK<(u32, u32)>,
+}
+
+/// The tiling of kept probes x distractors: probe blocks run in parallel (rayon), each
+/// streaming every distractor block through [`cosine_block`] into one scratch buffer.
+struct Tiles<'a> {
+    probe32: &'a [f32],
+    n_probes: usize,
+    distractors: &'a [f32],
+    n_dist: usize,
+    dim: usize,
+    inv_norms: &'a [f32],
+    probe_block: usize,
+    dist_block: usize,
+}
+
+impl<'a> Tiles<'a> {
+    fn new(
+        probe32: &'a [f32],
+        n_probes: usize,
+        distractors: &'a Embeddings,
+        inv_norms: &'a [f32],
+        config: &IdentificationConfig,
+    ) -> Self {
+        // Enough probe blocks to keep every thread busy, at most `config.probe_block` rows.
+        let threads = rayon::current_num_threads().max(1);
+        let probe_block = n_probes
+            .div_ceil(2 * threads)
+            .clamp(8, config.probe_block.max(8));
+        Self {
+            probe32,
+            n_probes,
+            distractors: &distractors.data,
+            n_dist: distractors.rows,
+            dim: distractors.dim,
+            inv_norms,
+            probe_block,
+            dist_block: config.distractor_block.max(1),
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.n_probes.div_ceil(self.probe_block) * self.n_dist.div_ceil(self.dist_block)
+    }
+
+    /// For every probe block, `init(rows)` makes a state; `visit(state, r, probe, d0, scores)`
+    /// sees the f32 scores of probe `probe` (row `r` of the block) against distractors
+    /// `d0 .. d0 + scores.len()`.
+    fn scan<S: Send>(
+        &self,
+        bar: &ProgressBar,
+        init: impl Fn(usize) -> S + Sync,
+        visit: impl Fn(&mut S, usize, usize, usize, &[f32]) + Sync,
+    ) -> Vec<S> {
+        let dim = self.dim;
+        let n_pblocks = self.n_probes.div_ceil(self.probe_block);
+        (0..n_pblocks)
+            .into_par_iter()
+            .map(|pb| {
+                let p0 = pb * self.probe_block;
+                let rows = self.probe_block.min(self.n_probes - p0);
+                let a = &self.probe32[p0 * dim..(p0 + rows) * dim];
+                let mut state = init(rows);
+                let mut scratch = vec![0f32; rows * self.dist_block];
+                for d0 in (0..self.n_dist).step_by(self.dist_block) {
+                    let cols = self.dist_block.min(self.n_dist - d0);
+                    let out = &mut scratch[..rows * cols];
+                    cosine_block(
+                        a,
+                        rows,
+                        &self.distractors[d0 * dim..(d0 + cols) * dim],
+                        cols,
+                        dim,
+                        &self.inv_norms[d0..d0 + cols],
+                        out,
+                    );
+                    for (r, row) in out.chunks_exact(cols).enumerate() {
+                        visit(&mut state, r, p0 + r, d0, row);
+                    }
+                    bar.inc(1);
+                }
+                state
+            })
+            .collect()
+    }
+}
+
+/// The `k` largest f64 cosines of a normalised probe to every distractor, decreasing.
+fn exact_top_scores(probe: &[f64], distractors: &Embeddings, k: usize) -> Vec<f64> {
+    let top = (0..distractors.rows)
+        .into_par_iter()
+        .fold(
+            || TopK::<(), f64>::new(k),
+            |mut heap, j| {
+                heap.push(dot_f64(probe, &normalize_f64(distractors.row(j))), ());
+                heap
+            },
+        )
+        .reduce(
+            || TopK::new(k),
+            |mut a, b| {
+                a.merge(b);
+                a
+            },
+        );
+    let mut s: Vec<f64> = top.into_vec().into_iter().map(|(v, _)| v).collect();
+    s.sort_by(|a, b| b.total_cmp(a));
+    s
 }
 
 /// Runs MegaFace-style identification of `probes` (labelled by `labels`) against
@@ -245,27 +365,25 @@ pub fn identify(
     let n_dist = distractors.rows;
     let impostor_pairs = n_kept as u64 * n_dist as u64;
     let tar_defined = IDENTIFICATION_FAR >= 1.0 / impostor_pairs as f64;
-    let allowed = allowed_false_accepts(IDENTIFICATION_FAR, impostor_pairs);
+    let allowed = allowed_false_accepts(IDENTIFICATION_FAR, impostor_pairs) as usize;
+    let margin = config.margin.max(1);
     let impostor_capacity = if tar_defined {
-        (allowed as usize + 1 + config.margin).min(impostor_pairs as usize)
+        (allowed + 1 + margin.max((allowed + 1) / 4)).min(impostor_pairs as usize)
     } else {
         0
     };
-    let per_probe_capacity = (max_rank + config.margin).min(n_dist);
+    let per_probe_capacity = (max_rank + margin.max(max_rank)).min(n_dist);
+    // Bound on |f32 score - f64 cosine|: the f32 dot of a unit probe with a unit-scaled
+    // distractor of d terms errs by at most about d * 2^-24 (plus a few ulps for the rounding
+    // of the normalised probe and the scaling); d * 2^-23 is a safe margin.
+    let eps = dim as f64 * f64::from(f32::EPSILON);
 
-    // Blocks: enough of them to keep every thread busy.
-    let threads = rayon::current_num_threads().max(1);
-    let probe_block = n_kept
-        .div_ceil(2 * threads)
-        .clamp(8, config.probe_block.max(8));
-    let dist_block = config.distractor_block.max(1);
-    let n_pblocks = n_kept.div_ceil(probe_block);
-    let n_dblocks = n_dist.div_ceil(dist_block);
+    let tiles = Tiles::new(&probe32, n_kept, distractors, &inv_norms, config);
     let bar = if config.progress {
-        let bar = ProgressBar::new((n_pblocks * n_dblocks) as u64);
+        let bar = ProgressBar::new(tiles.count() as u64);
         bar.set_style(
             ProgressStyle::with_template(
-                "identify {bar:40} {pos}/{len} blocks [{elapsed_precise} < {eta_precise}]",
+                "identify {bar:40} {pos}/{len} tiles [{elapsed_precise} < {eta_precise}]",
             )
             .expect("static template"),
         );
@@ -274,60 +392,37 @@ pub fn identify(
         ProgressBar::hidden()
     };
 
-    let blocks: Vec<BlockCandidates> = (0..n_pblocks)
-        .into_par_iter()
-        .map(|pb| {
-            let p0 = pb * probe_block;
-            let rows = probe_block.min(n_kept - p0);
-            let a = &probe32[p0 * dim..(p0 + rows) * dim];
-            let mut per_probe: Vec<TopK<u32>> =
-                (0..rows).map(|_| TopK::new(per_probe_capacity)).collect();
-            let mut impostors = TopK::new(impostor_capacity);
-            let mut scratch = vec![0f32; rows * dist_block];
-            for db in 0..n_dblocks {
-                let d0 = db * dist_block;
-                let cols = dist_block.min(n_dist - d0);
-                let out = &mut scratch[..rows * cols];
-                cosine_block(
-                    a,
-                    rows,
-                    &distractors.data[d0 * dim..(d0 + cols) * dim],
-                    cols,
-                    dim,
-                    &inv_norms[d0..d0 + cols],
-                    out,
-                );
-                for (r, (row, heap)) in out.chunks_exact(cols).zip(&mut per_probe).enumerate() {
-                    let probe = (p0 + r) as u32;
-                    let mut t_row = heap.threshold();
-                    let mut t_imp = impostors.threshold();
-                    let mut t_min = t_row.min(t_imp);
-                    for (c, &s) in row.iter().enumerate() {
-                        if s > t_min {
-                            let j = (d0 + c) as u32;
-                            if s > t_row {
-                                heap.push(s, j);
-                                t_row = heap.threshold();
-                            }
-                            if s > t_imp {
-                                impostors.push(s, (probe, j));
-                                t_imp = impostors.threshold();
-                            }
-                            t_min = t_row.min(t_imp);
-                        }
+    // Pass 1: f32 candidates per probe and for the impostor tail.
+    let blocks: Vec<BlockCandidates> = tiles.scan(
+        &bar,
+        |rows| BlockCandidates {
+            per_probe: (0..rows).map(|_| TopK::new(per_probe_capacity)).collect(),
+            impostors: TopK::new(impostor_capacity),
+        },
+        |state, r, probe, d0, row| {
+            let heap = &mut state.per_probe[r];
+            let impostors = &mut state.impostors;
+            let mut t_row = heap.threshold();
+            let mut t_imp = impostors.threshold();
+            let mut t_min = t_row.min(t_imp);
+            for (c, &s) in row.iter().enumerate() {
+                if s > t_min {
+                    let j = (d0 + c) as u32;
+                    if s > t_row {
+                        heap.push(s, j);
+                        t_row = heap.threshold();
                     }
+                    if s > t_imp {
+                        impostors.push(s, (probe as u32, j));
+                        t_imp = impostors.threshold();
+                    }
+                    t_min = t_row.min(t_imp);
                 }
-                bar.inc(1);
             }
-            BlockCandidates {
-                per_probe,
-                impostors,
-            }
-        })
-        .collect();
+        },
+    );
     bar.finish_and_clear();
 
-    // Rescore candidates in f64.
     let mut impostor_tail = TopK::new(impostor_capacity);
     let mut per_probe_f32: Vec<TopK<u32>> = Vec::with_capacity(n_kept);
     for b in blocks {
@@ -335,35 +430,85 @@ pub fn identify(
         per_probe_f32.extend(b.per_probe);
     }
     let distractor64 = |j: u32| normalize_f64(distractors.row(j as usize));
-    // t[i][k-1] = k-th largest f64 distractor score of kept probe i (-inf past the end).
+
+    // t[i][k-1] = k-th largest f64 distractor score of kept probe i (-inf past the end). The
+    // f32 selection is certified when every dropped distractor (f32 score <= the smallest
+    // kept one, so true score <= that + eps) lies below the f64 K-th score; otherwise the
+    // probe is recomputed exactly over all distractors.
+    let mut exact_recomputed = 0usize;
     let thresholds: Vec<Vec<f64>> = per_probe_f32
         .into_par_iter()
         .enumerate()
         .map(|(i, heap)| {
+            let floor = heap.is_full().then(|| f64::from(heap.threshold()));
             let mut s: Vec<f64> = heap
                 .into_vec()
                 .into_iter()
                 .map(|(_, j)| dot_f64(&probe64[i], &distractor64(j)))
                 .collect();
             s.sort_by(|a, b| b.total_cmp(a));
+            let certified = match floor {
+                None => true,
+                Some(f) => s.len() >= max_rank && f + eps < s[max_rank - 1],
+            };
+            if !certified {
+                s = exact_top_scores(&probe64[i], distractors, max_rank);
+            }
             s.resize(max_rank.max(s.len()), f64::NEG_INFINITY);
             s.truncate(max_rank);
+            (s, !certified)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(s, recomputed)| {
+            exact_recomputed += usize::from(recomputed);
             s
         })
         .collect();
+
+    // s_(m+1), the (m+1)-th largest impostor score (-inf when every impostor is allowed),
+    // certified like the per-probe thresholds; otherwise a second pass rescores in f64 every
+    // impostor whose f32 score could reach it.
+    let mut impostor_second_pass = false;
     let impostor_cut = if tar_defined {
+        let floor = impostor_tail
+            .is_full()
+            .then(|| f64::from(impostor_tail.threshold()));
         let mut s: Vec<f64> = impostor_tail
             .into_vec()
             .into_par_iter()
             .map(|(_, (i, j))| dot_f64(&probe64[i as usize], &distractor64(j)))
             .collect();
         s.sort_by(|a, b| b.total_cmp(a));
-        // s_(m+1), or -inf when every impostor is allowed.
-        Some(
-            s.get(allowed as usize)
-                .copied()
-                .unwrap_or(f64::NEG_INFINITY),
-        )
+        let cut = s.get(allowed).copied().unwrap_or(f64::NEG_INFINITY);
+        let certified = floor.is_none_or(|f| f + eps < cut);
+        if certified {
+            Some(cut)
+        } else {
+            impostor_second_pass = true;
+            // Every impostor of the true top m+1 has a true score >= cut (cut comes from a
+            // subset), so an f32 score >= cut - eps: collect those, keeping the top m+1 in f64.
+            let low = (cut - 2.0 * eps) as f32;
+            let tails = tiles.scan(
+                &ProgressBar::hidden(),
+                |_| TopK::<(), f64>::new(allowed + 1),
+                |heap, _, probe, d0, row| {
+                    for (c, &v) in row.iter().enumerate() {
+                        if v >= low {
+                            let exact = dot_f64(&probe64[probe], &distractor64((d0 + c) as u32));
+                            heap.push(exact, ());
+                        }
+                    }
+                },
+            );
+            let mut top = TopK::<(), f64>::new(allowed + 1);
+            for t in tails {
+                top.merge(t);
+            }
+            let mut s: Vec<f64> = top.into_vec().into_iter().map(|(v, _)| v).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            Some(s.get(allowed).copied().unwrap_or(f64::NEG_INFINITY))
+        }
     } else {
         None
     };
@@ -412,6 +557,8 @@ pub fn identify(
         genuine_pairs,
         impostor_pairs,
         dim,
+        exact_recomputed_probes: exact_recomputed,
+        impostor_second_pass,
         protocol: IDENTIFICATION_PROTOCOL.to_string(),
     })
 }

@@ -2,16 +2,34 @@
 //!
 //! The root is the smallest kept score, so [`TopK::threshold`] is O(1) and a score that does
 //! not beat it is rejected with one comparison (the common case when streaming millions of
-//! distractor scores).
+//! distractor scores). Scores are f32 (the blocked kernel) or f64 (exact rescoring).
+
+/// A score type with infinities (f32, f64).
+pub trait Score: Copy + PartialOrd {
+    /// Negative infinity.
+    const NEG_INFINITY: Self;
+    /// Positive infinity.
+    const INFINITY: Self;
+}
+
+impl Score for f32 {
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const INFINITY: Self = f32::INFINITY;
+}
+
+impl Score for f64 {
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const INFINITY: Self = f64::INFINITY;
+}
 
 /// The `capacity` largest `(score, item)` pairs pushed so far.
 #[derive(Debug, Clone)]
-pub struct TopK<T> {
+pub struct TopK<T, S = f32> {
     capacity: usize,
-    heap: Vec<(f32, T)>,
+    heap: Vec<(S, T)>,
 }
 
-impl<T: Copy> TopK<T> {
+impl<T: Copy, S: Score> TopK<T, S> {
     /// An empty keeper of at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -23,11 +41,11 @@ impl<T: Copy> TopK<T> {
     /// A score must be strictly greater than this to be kept: `-inf` while not full, the
     /// smallest kept score once full (`+inf` when the capacity is 0).
     #[inline]
-    pub fn threshold(&self) -> f32 {
+    pub fn threshold(&self) -> S {
         if self.capacity == 0 {
-            f32::INFINITY
+            S::INFINITY
         } else if self.heap.len() < self.capacity {
-            f32::NEG_INFINITY
+            S::NEG_INFINITY
         } else {
             self.heap[0].0
         }
@@ -36,7 +54,7 @@ impl<T: Copy> TopK<T> {
     /// Offers a score; keeps it if the keeper is not full or the score beats the smallest kept
     /// one (which is then dropped). Among equal scores the earlier ones are kept.
     #[inline]
-    pub fn push(&mut self, score: f32, item: T) {
+    pub fn push(&mut self, score: S, item: T) {
         if self.capacity == 0 {
             return;
         }
@@ -47,6 +65,16 @@ impl<T: Copy> TopK<T> {
             self.heap[0] = (score, item);
             self.sift_down(0);
         }
+    }
+
+    /// The capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether `capacity` entries are kept (so some offered entries may have been dropped).
+    pub fn is_full(&self) -> bool {
+        self.heap.len() >= self.capacity
     }
 
     /// Number of kept entries.
@@ -60,14 +88,14 @@ impl<T: Copy> TopK<T> {
     }
 
     /// Offers every entry of `other`.
-    pub fn merge(&mut self, other: TopK<T>) {
+    pub fn merge(&mut self, other: TopK<T, S>) {
         for (s, item) in other.heap {
             self.push(s, item);
         }
     }
 
     /// The kept entries, in no particular order.
-    pub fn into_vec(self) -> Vec<(f32, T)> {
+    pub fn into_vec(self) -> Vec<(S, T)> {
         self.heap
     }
 
