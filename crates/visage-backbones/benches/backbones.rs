@@ -9,7 +9,9 @@
 //!
 //! Backends: flex and ndarray always (dev-dependencies), wgpu / cuda with the crate features
 //! of the same name (`cargo xtask bench backbones --backends wgpu`).
-//! Environment: `VISAGE_BENCH_BATCH` (32), `VISAGE_BENCH_ITERS` (2 timed after 1 warm-up),
+//! Environment: `VISAGE_BENCH_BATCH` (32), `VISAGE_BENCH_ITERS` (1 timed iteration),
+//! `VISAGE_BENCH_WARMUP` (untimed iterations first: default 0 on the CPU backends, 1 on wgpu
+//! and cuda, whose first run compiles and autotunes kernels),
 //! `VISAGE_BENCH_MODELS` (e.g. `mbf,iresnet18`), `VISAGE_BENCH_BACKENDS` (e.g. `flex`),
 //! `VISAGE_BENCH_NDARRAY_BACKWARD=1` to time ndarray's backward too (burn-ndarray 0.21's
 //! convolution backward is 50-100x slower than flex's here: minutes per step).
@@ -59,12 +61,14 @@ fn matmul_gflops<B: AutodiffBackend>(device: &B::Device) -> f64 {
     2.0 * (n * n * n) as f64 * reps as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bench_backend<B: AutodiffBackend>(
     name: &'static str,
     device: B::Device,
     models: &[BackboneKind],
     batch: usize,
     iters: usize,
+    warmup: usize,
     backward: bool,
     rows: &mut Vec<Row>,
 ) {
@@ -80,7 +84,9 @@ fn bench_backend<B: AutodiffBackend>(
         let model = train_model.valid();
         let x =
             Tensor::<B::InnerBackend, 4>::random(shape, Distribution::Uniform(-1.0, 1.0), &device);
-        let _ = model.forward(x.clone()).sum().into_scalar();
+        for _ in 0..warmup {
+            let _ = model.forward(x.clone()).sum().into_scalar();
+        }
         let t = Instant::now();
         for _ in 0..iters {
             let _ = model.forward(x.clone()).sum().into_scalar();
@@ -116,7 +122,9 @@ fn bench_backend<B: AutodiffBackend>(
                 let _ = g.sum().into_scalar();
             }
         };
-        step();
+        for _ in 0..warmup {
+            step();
+        }
         let t = Instant::now();
         for _ in 0..iters {
             step();
@@ -137,7 +145,10 @@ fn bench_backend<B: AutodiffBackend>(
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let batch = env_usize("VISAGE_BENCH_BATCH", 32);
-    let iters = env_usize("VISAGE_BENCH_ITERS", 2).max(1);
+    let iters = env_usize("VISAGE_BENCH_ITERS", 1).max(1);
+    let cpu_warmup = env_usize("VISAGE_BENCH_WARMUP", 0);
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let gpu_warmup = env_usize("VISAGE_BENCH_WARMUP", 1);
     let all_models = [
         BackboneKind::MobileFaceNet,
         BackboneKind::IResNet(18),
@@ -156,9 +167,7 @@ fn main() {
     let wanted = env_list("VISAGE_BENCH_BACKENDS");
     let want = |b: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == b));
     let ndarray_backward = std::env::var("VISAGE_BENCH_NDARRAY_BACKWARD").is_ok_and(|v| v == "1");
-    println!(
-        "backbones bench: batch {batch}, {iters} timed iteration(s) after 1 warm-up, 112x112 RGB"
-    );
+    println!("backbones bench: batch {batch}, {iters} timed iteration(s), 112x112 RGB");
     for &kind in &models {
         let macs = BackboneConfig::new(kind).macs().unwrap_or(0);
         println!(
@@ -174,6 +183,7 @@ fn main() {
             &models,
             batch,
             iters,
+            cpu_warmup,
             true,
             &mut rows,
         );
@@ -185,6 +195,7 @@ fn main() {
             &models,
             batch,
             iters,
+            cpu_warmup,
             ndarray_backward,
             &mut rows,
         );
@@ -197,6 +208,7 @@ fn main() {
             &models,
             batch,
             iters,
+            gpu_warmup,
             true,
             &mut rows,
         );
@@ -209,6 +221,7 @@ fn main() {
             &models,
             batch,
             iters,
+            gpu_warmup,
             true,
             &mut rows,
         );
