@@ -153,8 +153,8 @@ fn sample_zero(s: &ImageSample, x: f64, y: f64) -> [f64; 3] {
                 continue;
             }
             let i = (yy as usize * s.width + xx as usize) * 3;
-            for k in 0..3 {
-                out[k] += w * s.pixels[i + k] as f64;
+            for (o, &p) in out.iter_mut().zip(&s.pixels[i..i + 3]) {
+                *o += w * p as f64;
             }
         }
     }

@@ -458,10 +458,7 @@ impl RecordIo {
         let mut expect_first = true;
         loop {
             let (cflag, len) = self.chunk_header(pos, key)?;
-            let ok = match (expect_first, cflag) {
-                (true, 0 | 1) | (false, 2 | 3) => true,
-                _ => false,
-            };
+            let ok = matches!((expect_first, cflag), (true, 0 | 1) | (false, 2 | 3));
             if !ok {
                 let want = if expect_first {
                     "0 or 1 (record start)"

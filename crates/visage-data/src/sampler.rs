@@ -120,9 +120,7 @@ mod tests {
     #[test]
     fn pk_batches_have_p_distinct_identities_of_k_images() {
         // 7 identities: identity c has c + 1 images (so 0..2 need replacement for k = 3).
-        let labels: Vec<usize> = (0..7)
-            .flat_map(|c| std::iter::repeat(c).take(c + 1))
-            .collect();
+        let labels: Vec<usize> = (0..7).flat_map(|c| std::iter::repeat_n(c, c + 1)).collect();
         let b = pk_batches(&labels, 3, 3, 5, 2).unwrap();
         assert_eq!(b.len(), 2);
         let mut seen = std::collections::HashSet::new();

@@ -94,7 +94,7 @@ fn numpy_array(data: &[u8], code: &str, first: bool) -> Vec<u8> {
         p.extend_from_slice(b"h\x0ah\x0b");
     }
     p.extend_from_slice(b"K\x00\x85U\x01b\x87R(K\x01");
-    p.extend_from_slice(&[b'J']);
+    p.extend_from_slice(b"J");
     p.extend_from_slice(&(data.len() as u32).to_le_bytes());
     p.push(0x85);
     if first {

@@ -15,7 +15,7 @@ fn chunk(cflag: u32, data: &[u8]) -> Vec<u8> {
     let mut b = MAGIC.to_vec();
     b.extend_from_slice(&((cflag << 29) | data.len() as u32).to_le_bytes());
     b.extend_from_slice(data);
-    while b.len() % 4 != 0 {
+    while !b.len().is_multiple_of(4) {
         b.push(0);
     }
     b
@@ -116,10 +116,10 @@ fn insightface_header0_pack_written_by_hand() {
         assert_eq!(r.num_classes(), 2);
         assert_eq!(r.labels().unwrap(), &[0, 0, 1]);
         assert_eq!(r.identity_ranges().unwrap(), vec![(1, 3), (3, 4)]);
-        for i in 0..3 {
+        for (i, img) in imgs.iter().enumerate() {
             let s = r.get(i).unwrap();
             assert_eq!((s.height, s.width), (4, 5));
-            assert_eq!(s.pixels, imgs[i]);
+            assert_eq!(&s.pixels, img);
         }
         assert!(r
             .decode_key(4)
