@@ -167,6 +167,38 @@ mod tests {
     }
 
     #[test]
+    fn augmentation_does_not_depend_on_thread_count() {
+        let cfg = SynthConfig {
+            size: 16,
+            seed: 4,
+            difficulty: 1.0,
+        };
+        let data = SyntheticDataset::new(cfg, SyntheticSplit::Train, 4, 4);
+        let aug = AugmentConfig {
+            crop_min_scale: 0.7,
+            jitter: 0.3,
+            grey_p: 0.3,
+            resize_p: 0.5,
+            ..AugmentConfig::default()
+        };
+        let idx: Vec<usize> = (0..16).rev().collect();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| load_augmented(&data, &idx, &aug, 1, 2, 3).unwrap())
+        };
+        let (a, b) = (run(1), run(3));
+        assert_eq!(a, b);
+        // Different epochs draw different augmentations.
+        let c = load_augmented(&data, &idx, &aug, 1, 3, 3).unwrap();
+        assert_ne!(a, c);
+        // Labels survive augmentation.
+        assert!(a.iter().zip(&idx).all(|(s, &i)| s.label == i / 4));
+    }
+
+    #[test]
     fn pk_plan_through_the_loader() {
         let cfg = SynthConfig {
             size: 8,

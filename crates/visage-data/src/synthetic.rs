@@ -351,10 +351,17 @@ impl SyntheticFaces {
     }
 }
 
-/// Signed distance (approximate, face units) to an axis-aligned ellipse; negative inside.
+/// Signed distance (first-order approximation, face units) to an axis-aligned ellipse;
+/// negative inside. `(r - 1) / |grad r|` with `r` the normalised radius: exact on the axes and
+/// never shrinking to the minor radius far along the major axis (flat, closed eyes stay thin).
 fn ellipse_sd(u: f32, v: f32, cx: f32, cy: f32, a: f32, b: f32) -> f32 {
-    let (du, dv) = ((u - cx) / a, (v - cy) / b);
-    ((du * du + dv * dv).sqrt() - 1.0) * a.min(b)
+    let (du, dv) = (u - cx, v - cy);
+    let r = ((du / a).powi(2) + (dv / b).powi(2)).sqrt();
+    let g = ((du / (a * a)).powi(2) + (dv / (b * b)).powi(2)).sqrt();
+    if g < 1e-12 {
+        return -a.min(b);
+    }
+    (r - 1.0) * r / g
 }
 
 /// Signed distance to a capsule (segment p-q of half-thickness r).
@@ -419,8 +426,14 @@ fn shade_face(id: &IdentityParams, nu: &Nuisance, u: f32, v: f32, pw: f32, c: &m
         blend(&mut f, scale3(id.skin, 0.45), cover(sd, pw));
     }
     let [smile, open, eye_open, brow_raise] = nu.expression;
+    // Everything drawn around an eye (lids, brow, glasses) lies within this box of its centre.
+    let eye_reach_u = id.eye_r[0] * 1.45 + 0.07 + pw;
+    let eye_reach_v = id.brow[0] + brow_raise.abs() + id.brow[1] + id.eye_r[0] * 1.25 + 0.07 + pw;
     for side in [-1.0f32, 1.0] {
         let ex = side * id.eye_dx;
+        if (u - ex).abs() > eye_reach_u || (v - id.eye_y).abs() > eye_reach_v {
+            continue;
+        }
         let (rx, ry) = (id.eye_r[0], (id.eye_r[1] * eye_open).max(0.004));
         // Sclera, iris, pupil, clipped to the open eye.
         let sclera = ellipse_sd(u, v, ex, id.eye_y, rx, ry);
