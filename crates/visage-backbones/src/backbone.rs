@@ -322,6 +322,7 @@ impl BackboneConfig {
 
 /// Any backbone, one `forward` from images to embeddings.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // modules are handles to tensors; one lives per process
 pub enum Backbone<B: Backend> {
     /// LeNets++.
     LeNetPP(LeNetPP<B>),

@@ -1,5 +1,6 @@
 //! Output shapes, a backward pass through every backbone (training mode, autodiff), the frozen
 //! IResNet `features` scale, and inference mode using running statistics.
+#![allow(clippy::single_range_in_vec_init)] // Burn's `slice([a..b])` selects along dim 0
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
