@@ -1,1 +1,187 @@
-fn main() {}
+//! `cargo xtask`: the project's tasks (test, train, bench), so that the README's commands
+//! stay short and CI runs exactly what a developer runs.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "visage project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// A backend as a cargo feature of `visage-cli`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Ndarray,
+    Flex,
+    Wgpu,
+    Cuda,
+}
+
+impl Backend {
+    fn feature(self) -> &'static str {
+        match self {
+            Backend::Ndarray => "ndarray",
+            Backend::Flex => "flex",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+/// The default CPU backend (the faster of the two in `cargo xtask bench heads|backbones`).
+const DEFAULT_BACKEND: Backend = Backend::Flex;
+
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// The test suite (the README's test command; CI runs it).
+    Test {
+        /// Skip the compile check of the GPU backends (wgpu, cuda).
+        #[arg(long)]
+        no_gpu_build: bool,
+    },
+    /// Train: build `visage` in release with the backend's feature and run `visage train`.
+    Train {
+        /// Backend to train on.
+        #[arg(long, value_enum, default_value_t = DEFAULT_BACKEND)]
+        backend: Backend,
+        /// Training config.
+        #[arg(long, default_value = "configs/synth-arcface.toml")]
+        config: PathBuf,
+        /// Extra arguments for `visage train`.
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// Benchmarks: heads, backbones, data, identify.
+    Bench {
+        /// Which benchmark.
+        #[arg(value_enum)]
+        which: Bench,
+        /// Extra backends to compile into the benchmark (where it compares backends).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        backends: Vec<Backend>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Bench {
+    /// Forward + backward of ArcFace, CosFace, AdaCos at N = 128, d = 512, C up to 100k.
+    Heads,
+    /// Images/s of mobilefacenet, iresnet18 and iresnet50 on each backend compiled in.
+    Backbones,
+    /// Images/s decoded and augmented per core (RecordIO JPEG, synthetic identities).
+    Data,
+    /// 1:N identification GFLOP/s against a bare matmul of the same shape.
+    Identify,
+}
+
+impl Bench {
+    fn package(self) -> &'static str {
+        match self {
+            Bench::Heads => "visage-heads",
+            Bench::Backbones => "visage-backbones",
+            Bench::Data => "visage-data",
+            Bench::Identify => "visage-eval",
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Bench::Heads => "heads",
+            Bench::Backbones => "backbones",
+            Bench::Data => "data",
+            Bench::Identify => "identify",
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(mut cmd: Command) -> anyhow::Result<()> {
+    eprintln!("xtask: {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn test(no_gpu_build: bool) -> anyhow::Result<()> {
+    let mut t = cargo();
+    t.args(["test", "--workspace"]);
+    run(t)?;
+    let mut t = cargo();
+    t.args([
+        "test",
+        "-p",
+        "visage-cli",
+        "--no-default-features",
+        "--features",
+        "ndarray",
+    ]);
+    run(t)?;
+    if !no_gpu_build {
+        // The GPU backends must compile without a GPU or a CUDA toolkit.
+        let mut c = cargo();
+        c.args(["check", "-p", "visage-cli", "--features", "wgpu,cuda"]);
+        run(c)?;
+    }
+    Ok(())
+}
+
+fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "visage-cli",
+        "--no-default-features",
+        "--features",
+        backend.feature(),
+        "--",
+        "train",
+    ]);
+    c.arg("--backend")
+        .arg(backend.feature())
+        .arg("--config")
+        .arg(config)
+        .args(extra);
+    run(c)
+}
+
+fn bench(which: Bench, backends: Vec<Backend>) -> anyhow::Result<()> {
+    let mut c = cargo();
+    c.args(["bench", "-p", which.package(), "--bench", which.name()]);
+    if !backends.is_empty() {
+        let features: Vec<&str> = backends.iter().map(|b| b.feature()).collect();
+        c.arg("--features").arg(features.join(","));
+    }
+    run(c)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Test { no_gpu_build } => test(no_gpu_build),
+        Task::Train {
+            backend,
+            config,
+            extra,
+        } => train(backend, config, extra),
+        Task::Bench { which, backends } => bench(which, backends),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -33,6 +33,8 @@ enum Command {
     Identify(cmd::identify::Args),
     /// Extract embeddings with a backbone and run verification on a dataset.
     Eval(cmd::eval::Args),
+    /// Train from a TOML config (or resume a run).
+    Train(cmd::train::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +47,6 @@ fn main() -> anyhow::Result<()> {
         Command::Verify(args) => cmd::verify::run(args),
         Command::Identify(args) => cmd::identify::run(args),
         Command::Eval(args) => cmd::eval::run(args),
+        Command::Train(args) => cmd::train::run(args),
     }
 }

@@ -1,18 +1,17 @@
 //! `cargo xtask bench heads`: forward + backward time of ArcFace, CosFace and AdaCos at
-//! N = 128, d = 512, C in {1k, 10k, 100k} on ndarray, with the GFLOP/s of the head's matrix
-//! products (x W^T forward; G W and G^T x backward: 6 N C d flops in all) and, measured in the
-//! same run, a bare `[N, d] x [d, C]` matmul as the baseline ratio.
+//! N = 128, d = 512, C in {1k, 10k, 100k} on ndarray (and, to choose the default CPU backend,
+//! on flex), with the GFLOP/s of the head's matrix products (x W^T forward; G W and G^T x
+//! backward: 6 N C d flops in all) against a bare `[N, d] x [d, C]` matmul measured in the
+//! same run.
 //!
 //! `VISAGE_BENCH_CLASSES=1000,10000` limits the class counts; `VISAGE_BENCH_REPS` sets repeats.
 
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
-use burn::tensor::{backend::Backend, Distribution, Int, Tensor};
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Distribution, Int, Tensor};
 use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
-
-type Inner = NdArray<f32>;
-type B = Autodiff<Inner>;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -33,7 +32,6 @@ fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 }
 
 fn main() {
-    let (n, d) = (128usize, 512usize);
     let classes: Vec<usize> = std::env::var("VISAGE_BENCH_CLASSES")
         .ok()
         .map(|s| s.split(',').filter_map(|c| c.trim().parse().ok()).collect())
@@ -42,23 +40,33 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let device = Default::default();
-    println!("heads benchmark on ndarray (f32), N = {n}, d = {d}, median of {reps} runs");
+    bench::<Autodiff<NdArray<f32>>>("ndarray", &classes, reps);
+    bench::<Autodiff<Flex>>("flex", &classes, reps);
+    println!(
+        "ratio = head GFLOP/s (its 3 matmuls, 6NCd flops, over the whole fwd+bwd time) / bare matmul GFLOP/s"
+    );
+}
+
+fn bench<B: AutodiffBackend>(backend: &str, classes: &[usize], reps: usize) {
+    let (n, d) = (128usize, 512usize);
+    let device = B::Device::default();
+    println!("heads benchmark on {backend} (f32), N = {n}, d = {d}, median of {reps} runs");
     println!(
         "{:<8} {:>7} {:>10} {:>10} {:>12} {:>12} {:>8}",
         "head", "C", "fwd+bwd ms", "matmul ms", "head GFLOP/s", "mm GFLOP/s", "ratio"
     );
-    for &c in &classes {
-        let x_inner = Tensor::<Inner, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let w_inner = Tensor::<Inner, 2>::random([c, d], Distribution::Normal(0.0, 0.01), &device);
+    for &c in classes {
+        let x_inner =
+            Tensor::<B::InnerBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
+        let w_inner =
+            Tensor::<B::InnerBackend, 2>::random([c, d], Distribution::Normal(0.0, 0.01), &device);
         let labels =
             Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, c as f64), &device);
         // Baseline: one bare matmul of the forward's shape, 2 N C d flops.
         let wt = w_inner.clone().transpose();
         let mm = time(reps, || {
             let y = x_inner.clone().matmul(wt.clone());
-            Inner::sync(&device).ok();
-            std::hint::black_box(y);
+            std::hint::black_box(y.into_data());
         });
         let mm_gflops = 2.0 * (n * c * d) as f64 / mm / 1e9;
         for kind in [HeadKind::Arcface, HeadKind::Cosface, HeadKind::Adacos] {
@@ -74,7 +82,7 @@ fn main() {
                 let x = Tensor::<B, 2>::from_inner(x_inner.clone()).require_grad();
                 let out = head.forward(x.clone(), labels.clone(), &mut HeadState::default());
                 let grads = out.loss.backward();
-                std::hint::black_box(x.grad(&grads));
+                std::hint::black_box(x.grad(&grads).map(|g| g.into_data()));
             });
             let gflops = 6.0 * (n * c * d) as f64 / secs / 1e9;
             println!(
@@ -89,5 +97,4 @@ fn main() {
             );
         }
     }
-    println!("ratio = head GFLOP/s (its 3 matmuls, 6NCd flops, over the whole fwd+bwd time) / bare matmul GFLOP/s");
 }

@@ -6,4 +6,5 @@ pub mod embed;
 pub mod eval;
 pub mod head;
 pub mod identify;
+pub mod train;
 pub mod verify;

@@ -1,0 +1,80 @@
+//! Typed errors of training: every message names the config key, file or step at fault.
+
+use thiserror::Error;
+
+/// What can go wrong before or during training.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// A config key has an impossible value, or a needed key is missing.
+    #[error("config: `{key}`: {message}")]
+    Config {
+        /// The dotted key, e.g. `train.batch_size`.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// The config file is not valid TOML of the expected shape (unknown keys included).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: String,
+        /// The parser's message (it names the key).
+        message: String,
+    },
+    /// A head error (bad head field).
+    #[error("config: [head]: {0}")]
+    Head(#[from] visage_heads::HeadError),
+    /// A backbone error.
+    #[error("config: [backbone]: {0}")]
+    Backbone(#[from] visage_backbones::BackboneError),
+    /// A data error (missing or malformed file).
+    #[error("data: {0}")]
+    Data(#[from] visage_data::DataError),
+    /// An evaluation error.
+    #[error("evaluation: {0}")]
+    Eval(#[from] visage_eval::EvalError),
+    /// A checkpoint is corrupt or does not match the config.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint directory.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error(
+        "step {step}: the loss is {value} (not finite); lower the learning rate or check the data"
+    )]
+    NonFinite {
+        /// The step.
+        step: u64,
+        /// The loss value.
+        value: f64,
+    },
+    /// A file-system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl TrainError {
+    /// A config error at `key`.
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        TrainError::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An I/O error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

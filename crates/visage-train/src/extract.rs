@@ -1,0 +1,43 @@
+//! Embeddings of images for evaluation: inference mode, optional flip fusion
+//! (`f(img) + f(mirror(img))`, summed before any normalisation), in batches.
+
+use burn::tensor::{backend::Backend, Tensor};
+use visage_backbones::Backbone;
+use visage_data::{ImageBatcher, ImageSample};
+use visage_eval::Embeddings;
+
+use crate::TrainError;
+
+/// Embeds `samples` with `backbone` (already in inference mode, i.e. on a non-autodiff
+/// backend), `batch` images at a time. Grey backbones (one input channel) see channel 0.
+pub fn embed_samples<B: Backend>(
+    backbone: &Backbone<B>,
+    samples: &[ImageSample],
+    in_channels: usize,
+    flip: bool,
+    batch: usize,
+    device: &B::Device,
+) -> Result<Embeddings, TrainError> {
+    let mut data = Vec::new();
+    let mut dim = 0;
+    for chunk in samples.chunks(batch.max(1)) {
+        let images = ImageBatcher.batch::<B>(chunk, device)?.images;
+        let images = if in_channels == 1 {
+            images.narrow(1, 0, 1)
+        } else {
+            images
+        };
+        let mut e: Tensor<B, 2> = backbone.forward(images.clone());
+        if flip {
+            e = e + backbone.forward(images.flip([3]));
+        }
+        dim = e.dims()[1];
+        data.extend(
+            e.into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("f32 embeddings"),
+        );
+    }
+    Ok(Embeddings::new(samples.len(), dim, data)?)
+}

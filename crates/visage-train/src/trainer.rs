@@ -1,0 +1,557 @@
+//! The training loop, generic over `B: AutodiffBackend`: dataset -> batch -> backbone ->
+//! head (+ auxiliary losses) -> optimiser, with per-step schedules, global gradient clipping,
+//! held-out verification, checkpoints and exact resume.
+
+use std::fs::OpenOptions;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::GradientsParams;
+use burn::record::{BinFileRecorder, FullPrecisionSettings};
+use burn::tensor::{backend::AutodiffBackend, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use visage_backbones::Backbone;
+use visage_data::loader::load_augmented;
+use visage_data::sampler::{pk_batches, shuffled_batches};
+use visage_data::{AugmentConfig, ImageBatcher, SampleSource, VerificationSet};
+use visage_eval::{verify_interleaved, VerificationReport};
+use visage_heads::{
+    CenterLoss, CenterLossConfig, Contrastive, ContrastiveConfig, Head, HeadKind, HeadState,
+};
+
+use crate::checkpoint::{list_checkpoints, prune, read_state, write_checkpoint, CheckpointState};
+use crate::config::{SamplerKind, TrainConfig};
+use crate::data::{open_eval, open_training};
+use crate::extract::embed_samples;
+use crate::optim::{clip_global_norm, GroupOptimizer};
+use crate::schedule::learning_rate;
+use crate::TrainError;
+
+/// The trained modules.
+#[derive(Module, Debug)]
+pub struct Trainee<B: burn::tensor::backend::Backend> {
+    /// The backbone.
+    pub backbone: Backbone<B>,
+    /// The head.
+    pub head: Head<B>,
+    /// Auxiliary center loss (its centres move by the alpha rule, not the optimiser).
+    pub center: Option<CenterLoss<B>>,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Continue from the last checkpoint in the run directory.
+    pub resume: bool,
+    /// Stop (as if killed) after this many steps, without the final evaluation and checkpoint.
+    pub stop_after: Option<u64>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// `(step, loss)` of every step run in this invocation.
+    pub losses: Vec<(u64, f64)>,
+    /// Held-out verification of the untrained model.
+    pub baseline: Option<VerificationReport>,
+    /// Held-out verification at the end.
+    pub report: Option<VerificationReport>,
+    /// Wall time of the training steps, seconds.
+    pub train_seconds: f64,
+    /// Training images per second.
+    pub images_per_second: f64,
+    /// Whether the run stopped early (`stop_after`).
+    pub interrupted: bool,
+}
+
+/// A stable fingerprint of everything that determines the sequence of steps.
+pub fn config_fingerprint(config: &TrainConfig) -> String {
+    let mut c = config.clone();
+    c.output = Default::default();
+    c.train.eval_every = 0;
+    c.train.checkpoint_every = 0;
+    c.train.keep_checkpoints = 0;
+    c.train.log_every = 1;
+    let text = serde_json::to_string(&c).expect("config serialises");
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn plan(
+    config: &TrainConfig,
+    source: &dyn SampleSource,
+    labels: &[usize],
+    epoch: u64,
+) -> Result<Vec<Vec<usize>>, TrainError> {
+    let t = &config.train;
+    Ok(match t.sampler {
+        SamplerKind::Shuffled => shuffled_batches(source.len(), t.batch_size, true, t.seed, epoch)?,
+        SamplerKind::Pk => {
+            let k = t.k.unwrap_or(2);
+            pk_batches(labels, t.batch_size / k, k, t.seed, epoch)?
+        }
+    })
+}
+
+struct Evaluator {
+    set: VerificationSet,
+    flip: bool,
+    in_channels: usize,
+}
+
+impl Evaluator {
+    fn run<B: AutodiffBackend>(
+        &self,
+        backbone: &Backbone<B>,
+        device: &B::Device,
+    ) -> Result<VerificationReport, TrainError> {
+        let inference = backbone.valid();
+        let e = embed_samples::<B::InnerBackend>(
+            &inference,
+            &self.set.samples,
+            self.in_channels,
+            self.flip,
+            64,
+            device,
+        )?;
+        Ok(verify_interleaved(&e, &self.set.issame)?.report)
+    }
+}
+
+fn append_metrics(path: &Path, value: serde_json::Value) -> Result<(), TrainError> {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TrainError::io(path, e))?;
+    writeln!(f, "{value}").map_err(|e| TrainError::io(path, e))
+}
+
+fn tar(report: &VerificationReport, key: &str) -> Option<f64> {
+    report.tar_at_far.get(key).copied().flatten()
+}
+
+/// Trains `config` in `run_dir` on backend `B`.
+pub fn train<B: AutodiffBackend>(
+    config: &TrainConfig,
+    run_dir: &Path,
+    options: &TrainOptions,
+    device: &B::Device,
+) -> Result<TrainSummary, TrainError> {
+    config.validate_static()?;
+    let say = |s: String| {
+        if !options.quiet {
+            eprintln!("{s}");
+        }
+    };
+    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    let fingerprint = config_fingerprint(config);
+
+    // Data.
+    let source = open_training(&config.data)?;
+    let classes = source.num_classes();
+    let labels: Vec<usize> = (0..source.len())
+        .map(|i| source.label(i))
+        .collect::<Result<_, _>>()?;
+    let [h, w] = config.backbone.input_size()?;
+    let in_channels = config.backbone.in_channels()?;
+    let first = source.get(0)?;
+    if first.height != h || first.width != w {
+        return Err(TrainError::config(
+            "backbone.input_size",
+            format!(
+                "[{h}, {w}] but the training images are {}x{} (set data.image_size or input_size)",
+                first.height, first.width
+            ),
+        ));
+    }
+    let dim = config.backbone.embedding_dim()?;
+    let head_config = config.head.spec.to_config(classes, dim)?;
+    if config.head.spec.kind == HeadKind::Center {
+        return Err(TrainError::config(
+            "head.kind",
+            "center loss alone collapses: use it as [head.center] beside a classification head",
+        ));
+    }
+    let batches_per_epoch = plan(config, source.as_ref(), &labels, 0)?.len() as u64;
+    if batches_per_epoch == 0 {
+        return Err(TrainError::config(
+            "train.batch_size",
+            format!("{} is larger than what one epoch of the data can fill ({} images, {classes} classes)", config.train.batch_size, source.len()),
+        ));
+    }
+    let total = config
+        .train
+        .steps
+        .unwrap_or_else(|| config.train.epochs.unwrap_or(1) * batches_per_epoch);
+    let augment = AugmentConfig {
+        flip_p: config.data.flip.unwrap_or(0.5),
+        jitter: config.data.jitter.unwrap_or(0.0),
+        grey_p: config.data.grey.unwrap_or(0.0),
+        ..AugmentConfig::default()
+    };
+    let evaluator = match &config.eval {
+        Some(e) => {
+            let (set, about) = open_eval(e, &config.data)?;
+            if let Some(s) = set.samples.first() {
+                if s.height != h || s.width != w {
+                    return Err(TrainError::config(
+                        "eval",
+                        format!(
+                            "its images are {}x{}; the backbone takes [{h}, {w}]",
+                            s.height, s.width
+                        ),
+                    ));
+                }
+            }
+            std::fs::write(
+                run_dir.join("eval-set.json"),
+                serde_json::to_string_pretty(&about).unwrap_or_default(),
+            )
+            .map_err(|err| TrainError::io(run_dir, err))?;
+            Some(Evaluator {
+                set,
+                flip: e.flip.unwrap_or(true),
+                in_channels,
+            })
+        }
+        None => None,
+    };
+
+    // Model and optimisers.
+    B::seed(device, config.train.seed);
+    let center_aux = config.head.center.map(|c| {
+        (
+            c.weight,
+            CenterLossConfig::new(classes, dim).with_alpha(c.alpha.unwrap_or(0.5)),
+        )
+    });
+    let mut model = Trainee {
+        backbone: config.backbone.init(device)?,
+        head: head_config.init(device)?,
+        center: match &center_aux {
+            Some((_, c)) => Some(c.init(device)?),
+            None => None,
+        },
+    };
+    let contrastive_aux: Option<(f64, Contrastive)> = match config.head.contrastive {
+        Some(c) => Some((
+            c.weight,
+            ContrastiveConfig::new()
+                .with_margin(c.margin.unwrap_or(1.0))
+                .with_normalize(c.normalize.unwrap_or(false))
+                .init()?,
+        )),
+        None => None,
+    };
+    let mut opt_backbone =
+        GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
+    let mut opt_head =
+        GroupOptimizer::<Head<B>, B>::new(&config.optim, config.optim.head_weight_decay());
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let metrics = run_dir.join("metrics.jsonl");
+
+    // Fresh start or resume.
+    let mut state = CheckpointState {
+        step: 0,
+        head_state: HeadState::default(),
+        config_fingerprint: fingerprint.clone(),
+        baseline_accuracy: None,
+        best: None,
+    };
+    let mut baseline = None;
+    if options.resume {
+        let (_, dir) = list_checkpoints(run_dir)
+            .pop()
+            .ok_or_else(|| TrainError::Checkpoint {
+                path: run_dir.join("checkpoints").display().to_string(),
+                message: "no complete checkpoint to resume from".into(),
+            })?;
+        state = read_state(&dir, &fingerprint)?;
+        let bad = |e: burn::record::RecorderError| TrainError::Checkpoint {
+            path: dir.display().to_string(),
+            message: e.to_string(),
+        };
+        model = model
+            .load_file(dir.join("model"), &recorder, device)
+            .map_err(bad)?;
+        opt_backbone = opt_backbone.load(&dir.join("optim-backbone"), device)?;
+        opt_head = opt_head.load(&dir.join("optim-head"), device)?;
+        say(format!(
+            "resuming {} at step {} of {total}",
+            run_dir.display(),
+            state.step
+        ));
+    } else {
+        std::fs::write(
+            run_dir.join("config.toml"),
+            toml::to_string_pretty(config).unwrap_or_default(),
+        )
+        .map_err(|e| TrainError::io(run_dir, e))?;
+        let _ = std::fs::remove_file(&metrics);
+        if let Some(ev) = &evaluator {
+            let report = ev.run(&model.backbone, device)?;
+            say(format!(
+                "untrained {}: held-out accuracy {:.2}% +- {:.2}, TAR@FAR=1e-3 {}",
+                config.backbone.kind,
+                100.0 * report.accuracy_mean,
+                100.0 * report.accuracy_std,
+                tar(&report, "1e-3").map_or("undefined".into(), |v| format!("{:.2}%", 100.0 * v))
+            ));
+            append_metrics(
+                &metrics,
+                json!({"step": 0, "eval": report, "untrained": true}),
+            )?;
+            state.baseline_accuracy = Some(report.accuracy_mean);
+            baseline = Some(report);
+        }
+    }
+
+    let save = |model: &Trainee<B>,
+                ob: &GroupOptimizer<Backbone<B>, B>,
+                oh: &GroupOptimizer<Head<B>, B>,
+                st: &CheckpointState| {
+        let dir = write_checkpoint(run_dir, st, |tmp| {
+            model
+                .clone()
+                .save_file(tmp.join("model"), &recorder)
+                .map_err(|e| TrainError::Checkpoint {
+                    path: tmp.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            ob.save(&tmp.join("optim-backbone"))?;
+            oh.save(&tmp.join("optim-head"))
+        })?;
+        prune(run_dir, config.train.keep_checkpoints, st.best.map(|b| b.0));
+        Ok::<PathBuf, TrainError>(dir)
+    };
+
+    // The loop.
+    let progress = if options.quiet || !std::io::stderr().is_terminal() {
+        None
+    } else {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_position(state.step);
+        Some(bar)
+    };
+    let mut losses = Vec::new();
+    let started = Instant::now();
+    let start_step = state.step;
+    let mut cached_plan: Option<(u64, Vec<Vec<usize>>)> = None;
+    let mut interrupted = false;
+    while state.step < total {
+        let step = state.step;
+        let (epoch, b) = (
+            step / batches_per_epoch,
+            (step % batches_per_epoch) as usize,
+        );
+        if cached_plan.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            cached_plan = Some((epoch, plan(config, source.as_ref(), &labels, epoch)?));
+        }
+        let indices = &cached_plan.as_ref().expect("plan").1[b];
+        let items = load_augmented(
+            source.as_ref(),
+            indices,
+            &augment,
+            config.train.seed,
+            epoch,
+            b as u64,
+        )?;
+        let batch = ImageBatcher.batch::<B>(&items, device)?;
+        let images = if in_channels == 1 {
+            batch.images.narrow(1, 0, 1)
+        } else {
+            batch.images
+        };
+
+        let embeddings: Tensor<B, 2> = model.backbone.forward(images);
+        let out = model.head.forward(
+            embeddings.clone(),
+            batch.labels.clone(),
+            &mut state.head_state,
+        );
+        let mut loss = out.loss;
+        if let (Some((weight, _)), Some(center)) = (&center_aux, &model.center) {
+            loss = loss
+                + center
+                    .loss(embeddings.clone(), batch.labels.clone())
+                    .mul_scalar(*weight);
+        }
+        if let Some((weight, c)) = &contrastive_aux {
+            loss = loss
+                + c.loss(embeddings.clone(), batch.labels.clone())
+                    .mul_scalar(*weight);
+        }
+        let loss_value: f64 = loss
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map(|v| v[0])
+            .unwrap_or(f64::NAN);
+        if !loss_value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step,
+                value: loss_value,
+            });
+        }
+        let mut grads = loss.backward();
+        let mut g_backbone = GradientsParams::from_module(&mut grads, &model.backbone);
+        let mut g_head = GradientsParams::from_module(&mut grads, &model.head);
+        let grad_norm = config.train.clip_grad_norm.map(|max| {
+            clip_global_norm::<B, _, _>(
+                (&model.backbone, &mut g_backbone),
+                (&model.head, &mut g_head),
+                max,
+            )
+        });
+        let lr = learning_rate(&config.schedule, config.optim.lr(), step, total);
+        let head_lr = learning_rate(&config.schedule, config.optim.head_lr(), step, total);
+        let Trainee {
+            backbone,
+            head,
+            center,
+        } = model;
+        let features = embeddings.detach();
+        let backbone = opt_backbone.step(lr, backbone, g_backbone);
+        let head = opt_head
+            .step(head_lr, head, g_head)
+            .after_step(features.clone(), batch.labels.clone());
+        let center = center.map(|c| c.update(features, batch.labels));
+        model = Trainee {
+            backbone,
+            head,
+            center,
+        };
+        state.head_state.advance();
+        state.step += 1;
+        losses.push((step, loss_value));
+
+        let done = state.step;
+        if done % config.train.log_every == 0 || done == total {
+            let secs = started.elapsed().as_secs_f64();
+            let ips = (done - start_step) as f64 * config.train.batch_size as f64 / secs.max(1e-9);
+            append_metrics(
+                &metrics,
+                json!({"step": done, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                "images_per_s": ips, "elapsed_s": secs, "adacos_scale": state.head_state.adacos_scale}),
+            )?;
+            let line = format!("loss {loss_value:.4}  lr {lr:.4}  {ips:.1} img/s");
+            match &progress {
+                Some(bar) => {
+                    bar.set_position(done);
+                    bar.set_message(line);
+                }
+                None => say(format!("step {done}/{total}  {line}")),
+            }
+        }
+        let eval_now =
+            config.train.eval_every > 0 && done % config.train.eval_every == 0 && done < total;
+        if let (true, Some(ev)) = (eval_now, &evaluator) {
+            let report = ev.run(&model.backbone, device)?;
+            say(format!(
+                "step {done}: held-out accuracy {:.2}%",
+                100.0 * report.accuracy_mean
+            ));
+            if state.best.is_none_or(|(_, a)| report.accuracy_mean > a) {
+                state.best = Some((done, report.accuracy_mean));
+            }
+            append_metrics(&metrics, json!({"step": done, "eval": report}))?;
+        }
+        if config.train.checkpoint_every > 0
+            && done % config.train.checkpoint_every == 0
+            && done < total
+        {
+            save(&model, &opt_backbone, &opt_head, &state)?;
+        }
+        if options.stop_after == Some(done) && done < total {
+            interrupted = true;
+            break;
+        }
+    }
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    let images_per_second =
+        (state.step - start_step) as f64 * config.train.batch_size as f64 / train_seconds.max(1e-9);
+    if interrupted {
+        return Ok(TrainSummary {
+            run_dir: run_dir.to_path_buf(),
+            losses,
+            baseline,
+            report: None,
+            train_seconds,
+            images_per_second,
+            interrupted,
+        });
+    }
+
+    // The end: evaluate, checkpoint, export the backbone, write the report.
+    let report = match &evaluator {
+        Some(ev) => {
+            let r = ev.run(&model.backbone, device)?;
+            append_metrics(
+                &metrics,
+                json!({"step": state.step, "eval": r, "final": true}),
+            )?;
+            if state.best.is_none_or(|(_, a)| r.accuracy_mean > a) {
+                state.best = Some((state.step, r.accuracy_mean));
+            }
+            Some(r)
+        }
+        None => None,
+    };
+    save(&model, &opt_backbone, &opt_head, &state)?;
+    model
+        .backbone
+        .clone()
+        .save_file(run_dir.join("backbone"), &recorder)
+        .map_err(|e| TrainError::Checkpoint {
+            path: run_dir.join("backbone.bin").display().to_string(),
+            message: e.to_string(),
+        })?;
+    let final_json = json!({
+        "config": config,
+        "steps": state.step,
+        "train_seconds": train_seconds,
+        "images_per_second": images_per_second,
+        "untrained": baseline,
+        "untrained_accuracy": state.baseline_accuracy,
+        "verification": report,
+        "best": state.best,
+    });
+    let path = run_dir.join("report.json");
+    let tmp = run_dir.join(".report.json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_string_pretty(&final_json).unwrap_or_default(),
+    )
+    .map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| TrainError::io(&path, e))?;
+    Ok(TrainSummary {
+        run_dir: run_dir.to_path_buf(),
+        losses,
+        baseline,
+        report,
+        train_seconds,
+        images_per_second,
+        interrupted,
+    })
+}

@@ -1,0 +1,215 @@
+//! A few steps of each head family on tiny synthetic data: the loss goes down and stays
+//! finite; a run stopped between checkpoints and resumed equals the uninterrupted run; config
+//! errors name their key; a corrupt checkpoint is an error and is not overwritten.
+
+use std::path::PathBuf;
+
+use burn::backend::{Autodiff, Flex};
+use visage_train::{train, TrainConfig, TrainError, TrainOptions};
+
+type B = Autodiff<Flex>;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("visage-train-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// 6 identities x 4 images of 28x28, LeNets++ on RGB, one batch = the whole set.
+fn config(head: &str, extra_train: &str) -> TrainConfig {
+    let text = format!(
+        r#"
+[data]
+kind = "synthetic"
+identities = 6
+images_per_identity = 4
+image_size = 28
+difficulty = 0.3
+flip = 0.0
+
+[backbone]
+kind = "lenet_pp"
+in_channels = 3
+embedding_dim = 16
+
+[head]
+{head}
+
+[optim]
+lr = 0.02
+
+[schedule]
+kind = "constant"
+
+[train]
+batch_size = 24
+seed = 3
+log_every = 1
+{extra_train}
+"#
+    );
+    toml::from_str(&text).expect("test config parses")
+}
+
+fn run(
+    config: &TrainConfig,
+    dir: &std::path::Path,
+    options: TrainOptions,
+) -> Result<visage_train::TrainSummary, TrainError> {
+    train::<B>(
+        config,
+        dir,
+        &TrainOptions {
+            quiet: true,
+            ..options
+        },
+        &Default::default(),
+    )
+}
+
+#[test]
+fn every_head_family_lowers_the_loss() {
+    let heads = [
+        ("softmax", "kind = \"softmax\"", "steps = 12"),
+        (
+            "arcface",
+            "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+            "steps = 12",
+        ),
+        (
+            "cosface",
+            "kind = \"cosface\"\nscale = 8.0\nmargin = 0.1",
+            "steps = 12",
+        ),
+        (
+            "sphereface",
+            "kind = \"sphereface\"\nmargin_int = 2\nbase = 5.0\ngamma = 0.0\nlambda_min = 5.0",
+            "steps = 12",
+        ),
+        ("adacos", "kind = \"adacos\"\ndynamic = true", "steps = 12"),
+        (
+            "center",
+            "kind = \"softmax\"\n[head.center]\nweight = 0.01",
+            "steps = 12",
+        ),
+        (
+            "triplet",
+            "kind = \"triplet\"\nmargin = 0.2",
+            "steps = 12\nsampler = \"pk\"\nk = 4",
+        ),
+        (
+            "contrastive",
+            "kind = \"contrastive\"",
+            "steps = 12\nsampler = \"pk\"\nk = 4",
+        ),
+        ("deepid2", "kind = \"deepid2\"", "steps = 12"),
+    ];
+    for (name, head, extra) in heads {
+        let c = config(head, extra);
+        let s =
+            run(&c, &tmp(name), TrainOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let l: Vec<f64> = s.losses.iter().map(|x| x.1).collect();
+        assert!(l.iter().all(|v| v.is_finite()), "{name}: {l:?}");
+        let first: f64 = l[..3].iter().sum::<f64>() / 3.0;
+        let last: f64 = l[l.len() - 3..].iter().sum::<f64>() / 3.0;
+        assert!(last < first, "{name}: loss did not go down: {l:?}");
+    }
+}
+
+#[test]
+fn resume_equals_the_uninterrupted_run() {
+    let c = config(
+        "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+        "steps = 7\ncheckpoint_every = 2",
+    );
+    let straight = run(&c, &tmp("straight"), TrainOptions::default()).unwrap();
+    let dir = tmp("killed");
+    // Killed after step 5: the last checkpoint is at step 4.
+    let first = run(
+        &c,
+        &dir,
+        TrainOptions {
+            stop_after: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(first.interrupted);
+    let resumed = run(
+        &c,
+        &dir,
+        TrainOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.losses.first().map(|l| l.0), Some(4));
+    for (step, loss) in &resumed.losses {
+        let reference = straight.losses[*step as usize].1;
+        assert_eq!(
+            *loss, reference,
+            "step {step}: resumed {loss} vs uninterrupted {reference}"
+        );
+    }
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let unknown = toml::from_str::<TrainConfig>(
+        "[data]\nkind = \"synthetic\"\nidentities = 2\nimages_per_identity = 2\n[backbone]\nkind = \"lenet_pp\"\n[head]\nkind = \"softmax\"\n[train]\nbatch_size = 4\nsteps = 1\nlearning_rate = 0.1\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(unknown.contains("learning_rate"), "{unknown}");
+    let c = config("kind = \"triplet\"", "steps = 2\nsampler = \"pk\"\nk = 5");
+    let err = c.validate_static().unwrap_err().to_string();
+    assert!(err.contains("train.batch_size"), "{err}");
+    let mut c = config("kind = \"softmax\"", "steps = 2");
+    c.optim.lr = Some(-1.0);
+    assert!(c
+        .validate_static()
+        .unwrap_err()
+        .to_string()
+        .contains("optim.lr"));
+    let mut c = config("kind = \"softmax\"", "steps = 2");
+    c.backbone.input_size = Some([32, 32]);
+    let err = run(&c, &tmp("size"), TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backbone.input_size"), "{err}");
+    let c = config("kind = \"arcface\"\nmargin = 3.0", "steps = 2");
+    let err = run(&c, &tmp("margin"), TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("margin"), "{err}");
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_an_error_and_is_kept() {
+    let c = config("kind = \"softmax\"", "steps = 4\ncheckpoint_every = 2");
+    let dir = tmp("corrupt");
+    run(
+        &c,
+        &dir,
+        TrainOptions {
+            stop_after: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let state = dir.join("checkpoints/step-00000002/state.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    let err = run(
+        &c,
+        &dir,
+        TrainOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("state.json is corrupt"), "{err}");
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ not json");
+}
