@@ -398,3 +398,76 @@ fn bad_inputs_are_clear_errors() {
     assert!(!report.exists());
     let _ = std::fs::remove_dir_all(&f.dir);
 }
+
+#[test]
+fn lfw_folder_of_the_synthetic_pairs_matches_dataset_synthetic() {
+    use visage_data::{PairList, SynthConfig, SyntheticDataset, SyntheticSplit};
+    let f = fixture("lfw");
+    // the held-out synthetic set written in LFW layout with the same seeds
+    let config = SynthConfig {
+        size: SIZE,
+        seed: 5,
+        difficulty: 1.0,
+    };
+    let lfw = f.dir.join("lfw");
+    let pairs = PairList::draw(12, 4, 10, 2, 9).unwrap();
+    SyntheticDataset::new(config, SyntheticSplit::HeldOut, 12, 4)
+        .write_folder(&lfw, Some(&pairs))
+        .unwrap();
+    let lenet = [
+        "--backbone",
+        "lenet_pp",
+        "--embedding-dim",
+        "8",
+        "--in-channels",
+        "3",
+    ];
+    let (r_lfw, r_syn) = (
+        f.dir.join("a").join("r.json"),
+        f.dir.join("b").join("r.json"),
+    );
+    for r in [&r_lfw, &r_syn] {
+        std::fs::create_dir_all(r.parent().unwrap()).unwrap();
+    }
+    let out = visage(
+        &lenet,
+        &[
+            ("--weights", &f.weights),
+            ("--dataset", &lfw),
+            ("--report", &r_lfw),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut args = lenet.to_vec();
+    args.extend([
+        "--dataset",
+        "synthetic",
+        "--synthetic-identities",
+        "12",
+        "--synthetic-images",
+        "4",
+        "--synthetic-pairs-per-fold",
+        "2",
+        "--synthetic-seed",
+        "5",
+        "--pair-seed",
+        "9",
+    ]);
+    let out = visage(&args, &[("--weights", &f.weights), ("--report", &r_syn)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (a, b) = (read(&r_lfw), read(&r_syn));
+    assert_eq!(a["pairs"], 40);
+    assert_eq!(a["genuine"], 20);
+    for key in ["accuracy_mean", "accuracy_std", "eer", "auc", "tar_at_far"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+    assert_eq!(a["dataset"]["kind"], "lfw");
+    assert_eq!(b["dataset"]["kind"], "synthetic");
+    assert_eq!(b["dataset"]["seed"], 5);
+    assert_eq!(b["dataset"]["pair_seed"], 9);
+    assert_eq!(b["dataset"]["size"], SIZE);
+    let _ = std::fs::remove_dir_all(&f.dir);
+}

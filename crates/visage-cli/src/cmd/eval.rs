@@ -334,10 +334,10 @@ fn load_record<B: Backend>(
         )
     })?;
     let record_kind = match &record {
-        BackboneRecord::LeNetPP(_) => "lenet_pp",
+        BackboneRecord::LeNetPP(_) => "a lenet_pp",
         BackboneRecord::SphereNet(_) => "a sphere net",
         BackboneRecord::IResNet(_) => "an iresnet",
-        BackboneRecord::MobileFaceNet(_) => "mobilefacenet",
+        BackboneRecord::MobileFaceNet(_) => "a mobilefacenet",
     };
     let same_variant = matches!(
         (&model, &record),
@@ -348,7 +348,7 @@ fn load_record<B: Backend>(
     );
     if !same_variant {
         bail!(
-            "{}: the Burn record holds {record_kind} backbone, not {kind} {hint}",
+            "{}: the Burn record holds {record_kind} backbone, not a {kind} one {hint}",
             path.display()
         );
     }
