@@ -57,6 +57,16 @@ enum Task {
         #[arg(last = true)]
         extra: Vec<String>,
     },
+    /// Evaluate a backbone: build `visage` in release and run `visage eval ARGS`.
+    Eval {
+        /// Backend to evaluate on.
+        #[arg(long, value_enum, default_value_t = DEFAULT_BACKEND)]
+        backend: Backend,
+        /// Arguments for `visage eval` (e.g. `--config runs/synth-arcface/config.toml
+        /// --weights runs/synth-arcface/backbone.bin --dataset synthetic --report out.json`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Benchmarks: heads, backbones, data, identify.
     Bench {
         /// Which benchmark.
@@ -156,6 +166,23 @@ fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Resul
     run(c)
 }
 
+fn eval(backend: Backend, args: Vec<String>) -> anyhow::Result<()> {
+    let mut c = cargo();
+    c.args([
+        "run",
+        "--release",
+        "-p",
+        "visage-cli",
+        "--no-default-features",
+        "--features",
+        backend.feature(),
+        "--",
+        "eval",
+    ]);
+    c.arg("--backend").arg(backend.feature()).args(args);
+    run(c)
+}
+
 fn bench(which: Bench, backends: Vec<Backend>) -> anyhow::Result<()> {
     let mut c = cargo();
     c.args(["bench", "-p", which.package(), "--bench", which.name()]);
@@ -175,6 +202,7 @@ fn main() -> ExitCode {
             config,
             extra,
         } => train(backend, config, extra),
+        Task::Eval { backend, args } => eval(backend, args),
         Task::Bench { which, backends } => bench(which, backends),
     };
     match result {

@@ -9,7 +9,9 @@ use anyhow::bail;
 use burn::tensor::backend::AutodiffBackend;
 
 /// A backend that `--backend` can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Burn's ndarray CPU backend.
@@ -46,10 +48,15 @@ impl BackendKind {
     /// The default: the faster CPU backend when compiled in (flex, then ndarray), else the
     /// first GPU backend compiled in.
     pub fn default_compiled() -> BackendKind {
-        [BackendKind::Flex, BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda]
-            .into_iter()
-            .find(|k| k.compiled())
-            .unwrap_or(BackendKind::Flex)
+        [
+            BackendKind::Flex,
+            BackendKind::Ndarray,
+            BackendKind::Wgpu,
+            BackendKind::Cuda,
+        ]
+        .into_iter()
+        .find(|k| k.compiled())
+        .unwrap_or(BackendKind::Flex)
     }
 }
 
@@ -82,17 +89,17 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> anyhow::Result<J::O
             burn::backend::ndarray::NdArrayDevice::Cpu,
         ),
         #[cfg(feature = "flex")]
-        BackendKind::Flex => job.run::<burn::backend::Autodiff<burn::backend::Flex>>(
-            Default::default(),
-        ),
+        BackendKind::Flex => {
+            job.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default())
+        }
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(
-            Default::default(),
-        ),
+        BackendKind::Wgpu => {
+            job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default())
+        }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
-            Default::default(),
-        ),
+        BackendKind::Cuda => {
+            job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default())
+        }
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked by BackendKind::compiled"),
     }
