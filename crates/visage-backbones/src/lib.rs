@@ -27,6 +27,7 @@ pub use iresnet::{IResNet, IResNetConfig};
 pub use lenet_pp::{LeNetPP, LeNetPPConfig};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use pytorch_import::{
-    expected_state_dict, load_state_dict, load_weights, pytorch_num_params, torch_key, StateDict,
+    expected_state_dict, export_state_dict, load_state_dict, load_weights, pytorch_num_params,
+    save_safetensors, torch_key, StateDict,
 };
 pub use sphere_net::{SphereNet, SphereNetConfig};

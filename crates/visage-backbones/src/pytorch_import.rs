@@ -339,3 +339,59 @@ pub fn load_weights<B: Backend, M: Module<B>>(
     let state = StateDict::read(path)?;
     load_state_dict(model, &state)
 }
+
+/// The module's tensors under their PyTorch (InsightFace) keys and in PyTorch's layout
+/// (Linear weights transposed back to `[out, in]`), in module order: the inverse of
+/// [`load_state_dict`], so that a trained backbone can be used from PyTorch.
+pub fn export_state_dict<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, TensorData)> {
+    model
+        .collect(None, None, false)
+        .iter()
+        .filter_map(|s| {
+            let key = torch_key(
+                s.path_stack.as_deref().unwrap_or(&[]),
+                s.container_stack.as_deref().unwrap_or(&[]),
+            );
+            let data = s.to_data().ok()?.convert::<f32>();
+            Some((
+                key,
+                if is_linear_weight(s) {
+                    transpose_2d(data)
+                } else {
+                    data
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Writes [`export_state_dict`] as a safetensors file (f32; temporary file, then rename).
+pub fn save_safetensors<B: Backend, M: Module<B>>(
+    model: &M,
+    path: impl AsRef<Path>,
+) -> Result<(), BackboneError> {
+    let path = path.as_ref();
+    let tensors = export_state_dict(model);
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, d)| {
+            d.as_slice::<f32>()
+                .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((key, data), b) in tensors.iter().zip(&bytes) {
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::Dtype::F32,
+            data.shape.as_slice().to_vec(),
+            b,
+        )
+        .map_err(|e| read_err(path, format!("tensor {key}: {e}")))?;
+        views.push((key.clone(), view));
+    }
+    let out = safetensors::serialize(views, &None).map_err(|e| read_err(path, e))?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, out).map_err(|e| read_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| read_err(path, e))
+}

@@ -527,6 +527,7 @@ pub fn train<B: AutodiffBackend>(
             path: run_dir.join("backbone.bin").display().to_string(),
             message: e.to_string(),
         })?;
+    visage_backbones::save_safetensors(&model.backbone, run_dir.join("backbone.safetensors"))?;
     let final_json = json!({
         "config": config,
         "steps": state.step,
