@@ -6,6 +6,7 @@
 //! L-Softmax on MNIST: base 1000, gamma 0.000025, power 35, lambda_min 0.
 //! `base = 0` (and `lambda_min = 0`) gives the pure margin loss.
 
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::check::non_negative;
@@ -53,5 +54,16 @@ impl Annealing {
     pub fn lambda(&self, iteration: u64) -> f64 {
         let decayed = self.base * (1.0 + self.gamma * iteration as f64).powf(-self.power);
         decayed.max(self.lambda_min)
+    }
+
+    /// The target logit trained at `iteration`: `(lambda plain + margin) / (1 + lambda)`.
+    pub fn blend<B: Backend, const D: usize>(
+        &self,
+        plain: Tensor<B, D>,
+        margin: Tensor<B, D>,
+        iteration: u64,
+    ) -> Tensor<B, D> {
+        let lambda = self.lambda(iteration);
+        (plain.mul_scalar(lambda) + margin).div_scalar(1.0 + lambda)
     }
 }

@@ -131,8 +131,7 @@ impl<B: Backend> LSoftmax<B> {
         let c_t = gather_target(cos, labels.clone());
         let w_t = gather_target(w_norm, labels.clone());
         let margin_t = w_t * x_norm * psi(c_t, self.margin_int);
-        let lambda = self.annealing.lambda(iteration);
-        let trained = (plain_t.clone().mul_scalar(lambda) + margin_t).div_scalar(1.0 + lambda);
+        let trained = self.annealing.blend(plain_t.clone(), margin_t, iteration);
         replace_target(plain, target_mask(labels, classes), trained, plain_t)
     }
 

@@ -116,8 +116,7 @@ impl<B: Backend> SphereFace<B> {
         }
         let plain_t = gather_target(plain.clone(), labels.clone());
         let margin_t = x_norm * psi(gather_target(cos, labels.clone()), self.margin_int);
-        let lambda = self.annealing.lambda(iteration);
-        let trained = (plain_t.clone().mul_scalar(lambda) + margin_t).div_scalar(1.0 + lambda);
+        let trained = self.annealing.blend(plain_t.clone(), margin_t, iteration);
         replace_target(plain, target_mask(labels, classes), trained, plain_t)
     }
 
