@@ -181,17 +181,19 @@ fn fixture(name: &str) -> Fixture {
     // precondition of the hand computation is still checked below with the model itself.
     // (the backend RNG is global: tests running in parallel take turns)
     static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let model: Backbone<B> = {
+    // Parameters are initialised lazily, on first use: the save (which draws them) must
+    // happen inside the turn too.
+    {
         let _turn = INIT.lock().unwrap_or_else(|e| e.into_inner());
         <B as burn::tensor::backend::Backend>::seed(&Default::default(), SEED);
-        lenet_config().init(&Default::default()).unwrap()
-    };
-    model
-        .save_file(
-            dir.join("backbone"),
-            &BinFileRecorder::<FullPrecisionSettings>::new(),
-        )
-        .unwrap();
+        let model: Backbone<B> = lenet_config().init(&Default::default()).unwrap();
+        model
+            .save_file(
+                dir.join("backbone"),
+                &BinFileRecorder::<FullPrecisionSettings>::new(),
+            )
+            .unwrap();
+    }
     Fixture {
         weights: dir.join("backbone.bin"),
         pack,
