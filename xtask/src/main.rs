@@ -123,18 +123,9 @@ fn run(mut cmd: Command) -> anyhow::Result<()> {
 }
 
 fn test(no_gpu_build: bool) -> anyhow::Result<()> {
+    // One build: the workspace's tests, with the ndarray backend compiled into `visage` too.
     let mut t = cargo();
-    t.args(["test", "--workspace"]);
-    run(t)?;
-    let mut t = cargo();
-    t.args([
-        "test",
-        "-p",
-        "visage-cli",
-        "--no-default-features",
-        "--features",
-        "ndarray",
-    ]);
+    t.args(["test", "--workspace", "--features", "visage-cli/ndarray"]);
     run(t)?;
     if !no_gpu_build {
         // The GPU backends must compile without a GPU or a CUDA toolkit.
