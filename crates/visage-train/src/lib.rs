@@ -17,4 +17,7 @@ pub use error::TrainError;
 pub mod checkpoint;
 pub mod trainer;
 
-pub use trainer::{config_fingerprint, train, TrainOptions, TrainSummary, Trainee};
+pub use trainer::{
+    config_fingerprint, init_model, load_model, save_model, train, TrainOptions, TrainSummary,
+    Trainee,
+};

@@ -7,10 +7,11 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::record::{BinFileRecorder, FullPrecisionSettings};
-use burn::tensor::{backend::AutodiffBackend, Tensor};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use visage_backbones::Backbone;
@@ -23,7 +24,7 @@ use visage_heads::{
 };
 
 use crate::checkpoint::{list_checkpoints, prune, read_state, write_checkpoint, CheckpointState};
-use crate::config::{SamplerKind, TrainConfig};
+use crate::config::{CenterAux, SamplerKind, TrainConfig};
 use crate::data::{open_eval, open_training};
 use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
@@ -50,6 +51,10 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Start from this model record (a checkpoint's `model.bin`, or one written by
+    /// [`save_model`]) instead of the seeded random initialisation: the same initial weights
+    /// on every backend (`visage parity`), or fine-tuning. Ignored with `resume`.
+    pub initial_model: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -141,6 +146,93 @@ fn tar(report: &VerificationReport, key: &str) -> Option<f64> {
     report.tar_at_far.get(key).copied().flatten()
 }
 
+fn center_config(c: CenterAux, classes: usize, dim: usize) -> CenterLossConfig {
+    CenterLossConfig::new(classes, dim).with_alpha(c.alpha.unwrap_or(0.5))
+}
+
+/// Draws every lazily initialised parameter of a module now.
+struct Materialise;
+
+impl<B: Backend> ModuleVisitor<B> for Materialise {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let _ = param.val();
+    }
+}
+
+/// The model a run of `config` on `classes` classes starts from: the backbone, head and
+/// auxiliary centres, randomly initialised after seeding `B` with `train.seed` (what
+/// [`train`] does). Every parameter is drawn here, in module order: Burn's parameters are
+/// lazy, and a clone of an undrawn one draws on its own later, from wherever the global RNG
+/// has got to, so an undrawn model could be saved with other values than it later computes
+/// with. Random draws differ between backends for one seed: to give several backends the
+/// same weights, build the model once, [`save_model`] it and pass the file as
+/// [`TrainOptions::initial_model`].
+pub fn init_model<B: Backend>(
+    config: &TrainConfig,
+    classes: usize,
+    device: &B::Device,
+) -> Result<Trainee<B>, TrainError> {
+    let dim = config.backbone.embedding_dim()?;
+    let head_config = config.head.spec.to_config(classes, dim)?;
+    B::seed(device, config.train.seed);
+    let model = Trainee {
+        backbone: config.backbone.init(device)?,
+        head: head_config.init(device)?,
+        center: match config.head.center {
+            Some(c) => Some(center_config(c, classes, dim).init(device)?),
+            None => None,
+        },
+    };
+    model.visit(&mut Materialise);
+    Ok(model)
+}
+
+/// Writes `model` as a Burn record (full precision) at `path` (`.bin` added if missing),
+/// through a temporary file renamed into place.
+pub fn save_model<B: Backend>(model: &Trainee<B>, path: &Path) -> Result<PathBuf, TrainError> {
+    let path = path.with_extension("bin");
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    // The recorder appends `.bin` itself.
+    let partial = path.with_file_name(format!(".{stem}-partial"));
+    let written = partial.with_extension("bin");
+    let failed = |p: &Path, message: String| TrainError::Checkpoint {
+        path: p.display().to_string(),
+        message,
+    };
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    model
+        .clone()
+        .save_file(&partial, &recorder)
+        .map_err(|e| failed(&written, e.to_string()))?;
+    std::fs::rename(&written, &path).map_err(|e| failed(&path, e.to_string()))?;
+    Ok(path)
+}
+
+/// Loads a model record written by [`save_model`] (or a checkpoint's `model.bin`) into
+/// `model`, which must have the same structure (backbone, head and centres of one config).
+pub fn load_model<B: Backend>(
+    model: Trainee<B>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<Trainee<B>, TrainError> {
+    if !path.exists() {
+        return Err(TrainError::Checkpoint {
+            path: path.display().to_string(),
+            message: "no such model record".into(),
+        });
+    }
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    model
+        .load_file(path.to_path_buf(), &recorder, device)
+        .map_err(|e| TrainError::Checkpoint {
+            path: path.display().to_string(),
+            message: format!("not a model record of this config: {e}"),
+        })
+}
+
 /// Trains `config` in `run_dir` on backend `B`.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
@@ -176,7 +268,7 @@ pub fn train<B: AutodiffBackend>(
         ));
     }
     let dim = config.backbone.embedding_dim()?;
-    let head_config = config.head.spec.to_config(classes, dim)?;
+    config.head.spec.to_config(classes, dim)?;
     if config.head.spec.kind == HeadKind::Center {
         return Err(TrainError::config(
             "head.kind",
@@ -229,21 +321,11 @@ pub fn train<B: AutodiffBackend>(
     };
 
     // Model and optimisers.
-    B::seed(device, config.train.seed);
-    let center_aux = config.head.center.map(|c| {
-        (
-            c.weight,
-            CenterLossConfig::new(classes, dim).with_alpha(c.alpha.unwrap_or(0.5)),
-        )
-    });
-    let mut model = Trainee {
-        backbone: config.backbone.init(device)?,
-        head: head_config.init(device)?,
-        center: match &center_aux {
-            Some((_, c)) => Some(c.init(device)?),
-            None => None,
-        },
-    };
+    let center_aux = config.head.center.map(|c| (c.weight, center_config(c, classes, dim)));
+    let mut model = init_model::<B>(config, classes, device)?;
+    if let (false, Some(path)) = (options.resume, &options.initial_model) {
+        model = load_model(model, path, device)?;
+    }
     let contrastive_aux: Option<(f64, Contrastive)> = match config.head.contrastive {
         Some(c) => Some((
             c.weight,

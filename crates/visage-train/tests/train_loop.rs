@@ -213,3 +213,69 @@ fn a_corrupt_checkpoint_is_an_error_and_is_kept() {
     assert!(err.contains("state.json is corrupt"), "{err}");
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ not json");
 }
+
+fn embed(model: &visage_train::Trainee<B>) -> Vec<f32> {
+    use burn::module::AutodiffModule;
+    let x = burn::tensor::Tensor::<Flex, 4>::ones([2, 3, 28, 28], &Default::default());
+    model
+        .backbone
+        .valid()
+        .forward(x)
+        .into_data()
+        .into_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn an_initial_model_round_trips_and_starts_the_run() {
+    use visage_train::{init_model, load_model, save_model};
+    let device = Default::default();
+    let c = config("kind = \"arcface\"\nscale = 8.0\nmargin = 0.2", "steps = 3");
+    let mut other_seed = c.clone();
+    other_seed.train.seed = 11;
+    let dir = tmp("initial");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // The record holds the weights: loading it into a model drawn from another seed gives
+    // the saved model's embeddings exactly.
+    let saved = init_model::<B>(&other_seed, 6, &device).unwrap();
+    let path = save_model(&saved, &dir.join("init")).unwrap();
+    assert_eq!(path, dir.join("init.bin"));
+    let fresh = init_model::<B>(&c, 6, &device).unwrap();
+    assert_ne!(embed(&fresh), embed(&saved));
+    let loaded = load_model(fresh, &path, &device).unwrap();
+    assert_eq!(embed(&loaded), embed(&saved));
+    assert!(!dir.join(".init-partial.bin").exists());
+
+    // A run from the seed's own initial model equals the plain run bit for bit; a run from
+    // another model does not start where the plain run does.
+    let own = save_model(&init_model::<B>(&c, 6, &device).unwrap(), &dir.join("own")).unwrap();
+    let plain = run(&c, &tmp("initial-plain"), TrainOptions::default()).unwrap();
+    let from = |p: &std::path::Path, name: &str| {
+        run(
+            &c,
+            &tmp(name),
+            TrainOptions {
+                initial_model: Some(p.to_path_buf()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(from(&own, "initial-own").losses, plain.losses);
+    let moved = from(&path, "initial-other");
+    assert_ne!(moved.losses[0].1, plain.losses[0].1);
+
+    // A missing record is an error naming it.
+    let err = run(
+        &c,
+        &tmp("initial-missing"),
+        TrainOptions {
+            initial_model: Some(dir.join("nope.bin")),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("nope.bin"), "{err}");
+}
