@@ -41,7 +41,7 @@ const DEFAULT_BACKEND: Backend = Backend::Flex;
 enum Task {
     /// The test suite (the README's test command; CI runs it).
     Test {
-        /// Skip the compile check of the GPU backends (wgpu, cuda).
+        /// Skip the build of `visage` with every backend (wgpu and cuda compiled in).
         #[arg(long)]
         no_gpu_build: bool,
     },
@@ -66,6 +66,34 @@ enum Task {
         /// --weights runs/synth-arcface/backbone.bin --dataset synthetic --report out.json`).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Backend parity: build `visage` with the backends' features and run `visage parity`
+    /// (heads, backbone and training steps from identical weights, compared number by number
+    /// against the first backend; non-zero exit on any breach).
+    Parity {
+        /// Training config to compare on.
+        #[arg(long, default_value = "configs/synth-arcface.toml")]
+        config: PathBuf,
+        /// Backends, the reference first (each one's feature is compiled in).
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Ndarray, Backend::Flex, Backend::Wgpu, Backend::Cuda])]
+        backends: Vec<Backend>,
+        /// Training steps to compare.
+        #[arg(long, default_value_t = 5)]
+        steps: u64,
+        /// The JSON report (default `runs/parity/parity.json`).
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Compare every head kind, not only the config's.
+        #[arg(long)]
+        all_heads: bool,
+        /// Build `visage` in release (default: the dev profile, whose dependencies are
+        /// optimised and shared with the test build).
+        #[arg(long)]
+        release: bool,
+        /// Extra arguments for `visage parity` (`--batch-size`, `--require wgpu`, `--no-train`,
+        /// `--out`, `--seed`).
+        #[arg(last = true)]
+        extra: Vec<String>,
     },
     /// Benchmarks: heads, backbones, data, identify.
     Bench {
@@ -122,15 +150,20 @@ fn run(mut cmd: Command) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every backend's cargo feature: the build `cargo xtask test` checks and `cargo xtask
+/// parity` runs (the same features, so the second reuses the first's build).
+const ALL_BACKENDS: &str = "ndarray,flex,wgpu,cuda";
+
 fn test(no_gpu_build: bool) -> anyhow::Result<()> {
     // One build: the workspace's tests, with the ndarray backend compiled into `visage` too.
     let mut t = cargo();
     t.args(["test", "--workspace", "--features", "visage-cli/ndarray"]);
     run(t)?;
     if !no_gpu_build {
-        // The GPU backends must compile without a GPU or a CUDA toolkit.
+        // The GPU backends must compile (and link) without a GPU or a CUDA toolkit; this is
+        // also the `visage` that `cargo xtask parity` runs.
         let mut c = cargo();
-        c.args(["check", "-p", "visage-cli", "--features", "wgpu,cuda"]);
+        c.args(["build", "-p", "visage-cli", "--no-default-features", "--features", ALL_BACKENDS]);
         run(c)?;
     }
     Ok(())
@@ -174,6 +207,43 @@ fn eval(backend: Backend, args: Vec<String>) -> anyhow::Result<()> {
     run(c)
 }
 
+#[allow(clippy::too_many_arguments)]
+fn parity(
+    config: PathBuf,
+    backends: Vec<Backend>,
+    steps: u64,
+    report: Option<PathBuf>,
+    all_heads: bool,
+    release: bool,
+    extra: Vec<String>,
+) -> anyhow::Result<()> {
+    let mut features: Vec<&str> = Vec::new();
+    for b in &backends {
+        if !features.contains(&b.feature()) {
+            features.push(b.feature());
+        }
+    }
+    let names = features.join(",");
+    let mut c = cargo();
+    c.arg("run");
+    if release {
+        c.arg("--release");
+    }
+    c.args(["-p", "visage-cli", "--no-default-features", "--features", &names]);
+    c.args(["--", "parity", "--backends", &names, "--steps"])
+        .arg(steps.to_string())
+        .arg("--config")
+        .arg(config);
+    if let Some(r) = report {
+        c.arg("--report").arg(r);
+    }
+    if all_heads {
+        c.arg("--all-heads");
+    }
+    c.args(extra);
+    run(c)
+}
+
 fn bench(which: Bench, backends: Vec<Backend>) -> anyhow::Result<()> {
     let mut c = cargo();
     c.args(["bench", "-p", which.package(), "--bench", which.name()]);
@@ -194,6 +264,15 @@ fn main() -> ExitCode {
             extra,
         } => train(backend, config, extra),
         Task::Eval { backend, args } => eval(backend, args),
+        Task::Parity {
+            config,
+            backends,
+            steps,
+            report,
+            all_heads,
+            release,
+            extra,
+        } => parity(config, backends, steps, report, all_heads, release, extra),
         Task::Bench { which, backends } => bench(which, backends),
     };
     match result {

@@ -2,6 +2,7 @@
 
 mod backend;
 mod cmd;
+mod parity;
 mod tensor_file;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Train from a TOML config (or resume a run).
     Train(cmd::train::Args),
+    /// Compare backends on one config: heads, backbone and training steps, number by number.
+    Parity(cmd::parity::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +51,6 @@ fn main() -> anyhow::Result<()> {
         Command::Identify(args) => cmd::identify::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Parity(args) => cmd::parity::run(args),
     }
 }

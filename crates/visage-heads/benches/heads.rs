@@ -4,7 +4,9 @@
 //! backward: 6 N C d flops in all) against a bare `[N, d] x [d, C]` matmul measured in the
 //! same run.
 //!
-//! `VISAGE_BENCH_CLASSES=1000,10000` limits the class counts; `VISAGE_BENCH_REPS` sets repeats.
+//! `VISAGE_BENCH_CLASSES=1000,10000` limits the class counts; `VISAGE_BENCH_REPS` sets repeats;
+//! `VISAGE_BENCH_BACKENDS=flex,cuda` picks the backends (default: every one compiled in; wgpu
+//! and cuda with the crate features of the same name, `cargo xtask bench heads --backends cuda`).
 
 use std::time::Instant;
 
@@ -40,8 +42,24 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    bench::<Autodiff<NdArray<f32>>>("ndarray", &classes, reps);
-    bench::<Autodiff<Flex>>("flex", &classes, reps);
+    let wanted: Option<Vec<String>> = std::env::var("VISAGE_BENCH_BACKENDS")
+        .ok()
+        .map(|s| s.split(',').map(|b| b.trim().to_ascii_lowercase()).collect());
+    let want = |b: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == b));
+    if want("ndarray") {
+        bench::<Autodiff<NdArray<f32>>>("ndarray", &classes, reps);
+    }
+    if want("flex") {
+        bench::<Autodiff<Flex>>("flex", &classes, reps);
+    }
+    #[cfg(feature = "wgpu")]
+    if want("wgpu") {
+        bench::<Autodiff<burn::backend::Wgpu>>("wgpu", &classes, reps);
+    }
+    #[cfg(feature = "cuda")]
+    if want("cuda") {
+        bench::<Autodiff<burn::backend::Cuda>>("cuda", &classes, reps);
+    }
     println!(
         "ratio = head GFLOP/s (its 3 matmuls, 6NCd flops, over the whole fwd+bwd time) / bare matmul GFLOP/s"
     );

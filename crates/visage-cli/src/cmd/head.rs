@@ -36,14 +36,21 @@ pub struct Args {
     pub backend: BackendKind,
 }
 
-/// The host-side inputs of one head evaluation.
-struct HeadJob {
-    spec: HeadSpec,
-    embeddings: (Vec<f32>, [usize; 2]),
-    labels: Vec<i64>,
-    weight: Option<(Vec<f32>, [usize; 2])>,
-    bias: Option<Vec<f32>>,
-    state: HeadState,
+/// The host-side inputs of one head evaluation (also `visage parity`'s head case).
+#[derive(Debug, Clone)]
+pub struct HeadJob {
+    /// The head.
+    pub spec: HeadSpec,
+    /// Embeddings and their shape `[N, d]`.
+    pub embeddings: (Vec<f32>, [usize; 2]),
+    /// Labels, `[N]`.
+    pub labels: Vec<i64>,
+    /// Class weights (centres for center loss) and their shape `[C, d]`.
+    pub weight: Option<(Vec<f32>, [usize; 2])>,
+    /// Class biases `[C]`.
+    pub bias: Option<Vec<f32>>,
+    /// Annealing iteration and AdaCos's previous scale.
+    pub state: HeadState,
 }
 
 fn dims2(d: &[usize]) -> [usize; 2] {

@@ -6,5 +6,6 @@ pub mod embed;
 pub mod eval;
 pub mod head;
 pub mod identify;
+pub mod parity;
 pub mod train;
 pub mod verify;

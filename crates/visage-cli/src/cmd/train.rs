@@ -33,6 +33,10 @@ pub struct Args {
     /// Print only errors and the final result.
     #[arg(long)]
     pub quiet: bool,
+    /// Start from this model record (a checkpoint's `model.bin` of the same config) instead
+    /// of the seeded random initialisation.
+    #[arg(long, conflicts_with = "resume")]
+    pub init_from: Option<PathBuf>,
 }
 
 struct TrainJob {
@@ -86,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume,
         stop_after: args.stop_after,
         quiet: args.quiet,
+        initial_model: args.init_from.clone(),
     };
     let summary = dispatch(
         args.backend,

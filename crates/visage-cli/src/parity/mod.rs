@@ -1,0 +1,544 @@
+//! `visage parity`: one config, identical initial weights, every backend present, compared
+//! number by number against the first backend listed.
+//!
+//! 1. **Heads** — the config's head (with `all_heads`, every head kind and the main options
+//!    too) on fixed host inputs: loss, logits, gradients of the embeddings and class weights,
+//!    updated centres, AdaCos's scale.
+//! 2. **Backbone** — the config's backbone from the initial model on fixed images: embeddings
+//!    in training and inference mode, the input gradient and every parameter gradient.
+//! 3. **Training** — `steps` steps of the training loop itself from the initial model: the
+//!    loss at every step and every tensor of the model after the last step.
+//!
+//! The initial model is drawn once, on the reference backend, and written as a Burn record
+//! that every backend loads (random draws differ between backends for one seed). Backends
+//! that are not compiled in, or that cannot run here (no adapter, no driver), are reported as
+//! skipped with the reason. Tolerances: [`tolerance`].
+
+pub mod diff;
+pub mod jobs;
+pub mod report;
+pub mod tolerance;
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use visage_data::rng::SplitMix64;
+use visage_heads::{HeadKind, HeadSpec, HeadState, TripletMining};
+use visage_train::data::open_training;
+use visage_train::TrainConfig;
+
+use crate::backend::{dispatch, BackendJob, BackendKind};
+use crate::cmd::head::HeadJob;
+use crate::tensor_file::HostTensor;
+use diff::Diff;
+use jobs::{BackboneJob, InitJob, ProbeJob, Tensors, TrainStepsJob};
+use report::{BackendStatus, ParityReport, Row, Timing};
+use tolerance::{tolerance, Quantity};
+
+/// What to compare.
+#[derive(Debug, Clone)]
+pub struct ParityOptions {
+    /// The training config.
+    pub config_path: PathBuf,
+    /// Backends, the reference first.
+    pub backends: Vec<BackendKind>,
+    /// Training steps to compare.
+    pub steps: u64,
+    /// Overrides the config's batch size (also the heads' and the backbone's batch).
+    pub batch_size: Option<usize>,
+    /// Every head kind, not just the config's.
+    pub all_heads: bool,
+    /// Skip the training steps (heads and backbone only).
+    pub no_train: bool,
+    /// Backends that must run here: skipping one of them is a failure.
+    pub require: Vec<BackendKind>,
+    /// Working directory (initial model, training runs).
+    pub out: PathBuf,
+    /// Where the JSON report goes.
+    pub report: PathBuf,
+    /// Seed of the host inputs.
+    pub seed: u64,
+    /// Multiplies every tolerance (1 in use; 0 in a test makes any difference a breach).
+    pub tolerance_scale: f64,
+}
+
+/// The annealing iteration the heads are compared at: L-Softmax's lambda is about 0.4 and
+/// SphereFace's at its floor of 5, so the margins weigh in.
+const HEAD_ITERATION: u64 = 10_000;
+
+/// Every panic message since the last [`guarded`] call began: a backend's device thread can
+/// panic first (the cause) and the caller's channel second (a `RecvError`), so the first is
+/// the one reported.
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Runs `f`, turning an error or a panic (a backend without an adapter or driver, a kernel a
+/// driver cannot run) into a message.
+fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
+    PANICS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(payload) => {
+            let recorded = PANICS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .first()
+                .cloned();
+            let text = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
+            Err(format!(
+                "panicked: {}",
+                recorded.or(text).unwrap_or_else(|| "(no message)".into())
+            ))
+        }
+    }
+}
+
+/// Runs one job on every usable backend, timing each.
+fn on_each<J: BackendJob + Clone>(
+    case: &str,
+    backends: &[BackendKind],
+    job: &J,
+    timings: &mut Vec<Timing>,
+) -> Vec<(BackendKind, Result<J::Output, String>)> {
+    backends
+        .iter()
+        .map(|&b| {
+            eprintln!("parity: {case} on {b} ...");
+            let start = Instant::now();
+            let out = guarded(|| dispatch(b, job.clone()));
+            let seconds = start.elapsed().as_secs_f64();
+            match &out {
+                Ok(_) => eprintln!("parity: {case} on {b}: {seconds:.1} s"),
+                Err(e) => eprintln!("parity: {case} on {b} failed after {seconds:.1} s: {e}"),
+            }
+            timings.push(Timing {
+                case: case.to_string(),
+                backend: b,
+                seconds,
+                ok: out.is_ok(),
+            });
+            (b, out)
+        })
+        .collect()
+}
+
+/// The quantity of a tensor name, and the row it is reported in.
+fn classify(case: &str, name: &str) -> (Quantity, String) {
+    match case {
+        c if c.starts_with("head") => {
+            let q = match name {
+                "loss" | "logits" | "scale" => Quantity::HeadOutput,
+                _ => Quantity::HeadGradient,
+            };
+            (q, name.to_string())
+        }
+        "backbone" => match name {
+            "forward" => (Quantity::BackboneOutput, "forward (training mode)".into()),
+            "forward_inference" => (Quantity::BackboneOutput, "forward (inference mode)".into()),
+            "grad_input" => (Quantity::BackboneGradient, "input gradient".into()),
+            _ => (Quantity::BackboneGradient, "parameter gradients".into()),
+        },
+        _ => match name {
+            "loss" => (Quantity::TrainLoss, "loss at every step".into()),
+            _ => (Quantity::TrainWeights, "weights after the last step".into()),
+        },
+    }
+}
+
+/// One row in the making: the worst tensor of a quantity.
+struct Group {
+    row: String,
+    quantity: Quantity,
+    worst: Option<(Diff, String)>,
+    tensors: usize,
+    error: Option<String>,
+}
+
+/// Compares every other backend's tensors with the reference's, one row per quantity.
+fn compare(
+    case: &str,
+    results: &[(BackendKind, Result<Tensors, String>)],
+    tolerance_scale: f64,
+    rows: &mut Vec<Row>,
+) {
+    let Some((reference, first)) = results.first() else {
+        return;
+    };
+    let expected = match first {
+        Ok(t) => t,
+        Err(e) => {
+            for (other, _) in &results[1..] {
+                let why = format!("the reference {reference} failed: {e}");
+                rows.push(Row::error(case, "all", *reference, *other, why));
+            }
+            return;
+        }
+    };
+    for (other, got) in &results[1..] {
+        let got = match got {
+            Ok(g) => g,
+            Err(e) => {
+                rows.push(Row::error(case, "all", *reference, *other, e.clone()));
+                continue;
+            }
+        };
+        let mut groups: Vec<Group> = Vec::new();
+        for (name, HostTensor::F32(want, want_shape)) in expected {
+            let (quantity, row) = classify(case, name);
+            let outcome = match got.get(name) {
+                None => Err(format!("`{name}` is missing")),
+                Some(HostTensor::F32(have, have_shape)) => {
+                    Diff::between(want, want_shape, have, have_shape)
+                        .map_err(|e| format!("`{name}`: {e}"))
+                }
+            };
+            let index = match groups.iter().position(|g| g.row == row) {
+                Some(i) => i,
+                None => {
+                    groups.push(Group {
+                        row,
+                        quantity,
+                        worst: None,
+                        tensors: 0,
+                        error: None,
+                    });
+                    groups.len() - 1
+                }
+            };
+            let g = &mut groups[index];
+            g.tensors += 1;
+            match outcome {
+                Err(e) => {
+                    g.error.get_or_insert(e);
+                }
+                Ok(d) => {
+                    if g.worst.as_ref().is_none_or(|(w, _)| d.is_worse_than(w)) {
+                        g.worst = Some((d, name.clone()));
+                    }
+                }
+            }
+        }
+        for g in groups {
+            let mut tol = tolerance(*reference, *other, g.quantity);
+            tol.max_rel *= tolerance_scale;
+            rows.push(match (g.error, g.worst) {
+                (Some(e), _) => Row::error(case, &g.row, *reference, *other, e),
+                (None, Some((d, worst))) => Row::compared(
+                    case, &g.row, g.quantity, *reference, *other, d, worst, g.tensors, tol,
+                ),
+                (None, None) => Row::error(case, &g.row, *reference, *other, "no tensors".into()),
+            });
+        }
+    }
+}
+
+/// The head specs to compare: the config's, then (with `all`) every kind at its defaults
+/// and the options that change the computation.
+fn head_specs(config: &HeadSpec, all: bool) -> Vec<(String, HeadSpec)> {
+    let mut specs = vec![(format!("{} (config)", config.kind), config.clone())];
+    if all {
+        for kind in HeadKind::ALL {
+            specs.push((kind.name().to_string(), HeadSpec::new(kind)));
+        }
+        let mut v = |label: &str, f: &dyn Fn(&mut HeadSpec), kind| {
+            let mut s = HeadSpec::new(kind);
+            f(&mut s);
+            specs.push((label.to_string(), s));
+        };
+        v("arcface easy_margin", &|s| s.easy_margin = Some(true), HeadKind::Arcface);
+        v("arcface detach_margin", &|s| s.detach_margin = Some(true), HeadKind::Arcface);
+        v("adacos dynamic", &|s| s.dynamic = Some(true), HeadKind::Adacos);
+        v("softmax bias", &|s| s.bias = Some(true), HeadKind::Softmax);
+        v("triplet semi_hard", &|s| s.mining = Some(TripletMining::SemiHard), HeadKind::Triplet);
+        v("triplet hard", &|s| s.mining = Some(TripletMining::Hard), HeadKind::Triplet);
+        v("sphereface m=2", &|s| s.margin_int = Some(2), HeadKind::Sphereface);
+    }
+    let mut seen: Vec<HeadSpec> = Vec::new();
+    specs.retain(|(_, s)| {
+        let new = !seen.contains(s);
+        seen.push(s.clone());
+        new
+    });
+    specs
+}
+
+/// Host inputs of the heads: embeddings `[n, d]` ~ N(0, 1), `n / 4` classes spread over
+/// `[0, classes)` with about 4 images each (so pair and triplet losses have positives),
+/// class weights `[classes, d]` ~ N(0, 0.1^2), biases ~ N(0, 0.1^2).
+fn head_job(spec: HeadSpec, n: usize, d: usize, classes: usize, rng: &mut SplitMix64) -> HeadJob {
+    let embeddings: Vec<f32> = (0..n * d).map(|_| rng.normal()).collect();
+    let groups = (n / 4).clamp(1, classes);
+    let mut labels: Vec<i64> = (0..n)
+        .map(|i| ((i % groups) * classes / groups) as i64)
+        .collect();
+    rng.shuffle(&mut labels);
+    let weight = spec
+        .kind
+        .has_class_tensor()
+        .then(|| ((0..classes * d).map(|_| 0.1 * rng.normal()).collect(), [classes, d]));
+    let bias = (spec.bias == Some(true)).then(|| (0..classes).map(|_| 0.1 * rng.normal()).collect());
+    HeadJob {
+        spec,
+        embeddings: (embeddings, [n, d]),
+        labels,
+        weight,
+        bias,
+        state: HeadState {
+            iteration: HEAD_ITERATION,
+            adacos_scale: None,
+        },
+    }
+}
+
+/// Runs `visage parity`. Returns the report; an error when a quantity breaches its
+/// tolerance, a backend fails, or a backend of `require` was skipped.
+pub fn run(options: &ParityOptions) -> anyhow::Result<ParityReport> {
+    let mut config = TrainConfig::from_file(&options.config_path)?;
+    if let Some(b) = options.batch_size {
+        config.train.batch_size = b;
+    }
+    config.eval = None;
+    config.train.steps = Some(options.steps.max(1));
+    config.train.epochs = None;
+    config.train.eval_every = 0;
+    config.train.checkpoint_every = 0;
+    config.train.keep_checkpoints = 1;
+    config.train.log_every = 1;
+    config.validate_static()?;
+    let source = open_training(&config.data)?;
+    let classes = source.num_classes();
+    let n = config.train.batch_size;
+    let d = config.backbone.embedding_dim()?;
+    let [h, w] = config.backbone.input_size()?;
+    let c = config.backbone.in_channels()?;
+    std::fs::create_dir_all(&options.out)
+        .with_context(|| format!("creating {}", options.out.display()))?;
+
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        PANICS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(info.to_string().replace('\n', " "));
+    }));
+    let result = compare_all(options, &config, classes, n, d, [c, h, w]);
+    std::panic::set_hook(previous_hook);
+    let report = result?;
+    report.write(&options.report)?;
+    report.print();
+    let failures = report.failures(&options.require);
+    let passed = report.rows.iter().filter(|r| r.pass).count();
+    println!("report: {}", options.report.display());
+    println!("parity: {passed} passed, {} failed", failures.len());
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "parity failed ({} problem(s)): {}; report: {}",
+            failures.len(),
+            failures.join("; "),
+            options.report.display()
+        );
+    }
+    Ok(report)
+}
+
+fn compare_all(
+    options: &ParityOptions,
+    config: &TrainConfig,
+    classes: usize,
+    n: usize,
+    d: usize,
+    [c, h, w]: [usize; 3],
+) -> anyhow::Result<ParityReport> {
+    let mut statuses = Vec::new();
+    let mut ready = Vec::new();
+    for &b in &options.backends {
+        if ready.contains(&b) || statuses.iter().any(|s: &BackendStatus| s.backend == b) {
+            continue;
+        }
+        let status = if !b.compiled() {
+            BackendStatus::skipped(
+                b,
+                format!("not compiled into this visage (build with `--features {b}`)"),
+            )
+        } else {
+            match guarded(|| dispatch(b, ProbeJob)) {
+                Ok(()) => {
+                    ready.push(b);
+                    BackendStatus::ready(b)
+                }
+                Err(e) => BackendStatus::skipped(b, format!("cannot run here: {e}")),
+            }
+        };
+        eprintln!("parity: {b}: {}", status.describe());
+        statuses.push(status);
+    }
+    let mut rows = Vec::new();
+    let mut timings = Vec::new();
+    let Some(&reference) = ready.first() else {
+        anyhow::bail!("no backend of {:?} can run here", options.backends);
+    };
+
+    // 1. Heads.
+    let mut rng = SplitMix64::new(options.seed);
+    for (label, spec) in head_specs(&config.head.spec, options.all_heads) {
+        let job = head_job(spec, n, d, classes, &mut rng);
+        let case = format!("head {label}");
+        let results = on_each(&case, &ready, &job, &mut timings);
+        compare(&case, &results, options.tolerance_scale, &mut rows);
+    }
+
+    // The initial model, drawn once on the reference backend.
+    let model = guarded(|| {
+        dispatch(
+            reference,
+            InitJob {
+                config: config.clone(),
+                classes,
+                path: options.out.join("initial-model.bin"),
+            },
+        )
+    })
+    .map_err(|e| anyhow::anyhow!("drawing the initial model on {reference}: {e}"))?;
+
+    // 2. Backbone.
+    let images: Vec<f32> = (0..n * c * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
+    let cotangent: Vec<f32> = (0..n * d).map(|_| rng.normal()).collect();
+    let job = BackboneJob {
+        config: config.clone(),
+        classes,
+        model: model.clone(),
+        images: (images, [n, c, h, w]),
+        cotangent,
+    };
+    let results = on_each("backbone", &ready, &job, &mut timings);
+    compare("backbone", &results, options.tolerance_scale, &mut rows);
+
+    // 3. Training steps.
+    if !options.no_train {
+        let results: Vec<_> = ready
+            .iter()
+            .map(|&b| {
+                let job = TrainStepsJob {
+                    config: config.clone(),
+                    classes,
+                    model: model.clone(),
+                    run_dir: options.out.join(format!("train-{b}")),
+                };
+                on_each("train", &[b], &job, &mut timings).remove(0)
+            })
+            .collect();
+        compare("train", &results, options.tolerance_scale, &mut rows);
+    }
+
+    Ok(ParityReport {
+        config: options.config_path.display().to_string(),
+        reference,
+        batch_size: n,
+        steps: if options.no_train { 0 } else { options.steps.max(1) },
+        backends: statuses,
+        rows,
+        timings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32]) -> HostTensor {
+        HostTensor::F32(v.to_vec(), vec![v.len()])
+    }
+
+    fn tensors(items: &[(&str, &[f32])]) -> Tensors {
+        items.iter().map(|(n, v)| (n.to_string(), t(v))).collect()
+    }
+
+    #[test]
+    fn parameter_tensors_form_one_row_that_reports_the_worst() {
+        use BackendKind::*;
+        let reference = tensors(&[
+            ("forward", &[1.0, 2.0]),
+            ("grad.a.weight", &[10.0, -10.0]),
+            ("grad.b.weight", &[1.0, 1.0]),
+        ]);
+        // grad.a: 1e-6 / 10 = 1e-7 relative; grad.b: 3e-4 / 1 = 3e-4 relative (the worst,
+        // above the CPU budget of 1e-4, below wgpu's 1e-3).
+        let other = tensors(&[
+            ("forward", &[1.0, 2.0]),
+            ("grad.a.weight", &[10.000001, -10.0]),
+            ("grad.b.weight", &[1.0003, 1.0]),
+        ]);
+        for (backend, pass) in [(Flex, false), (Wgpu, true)] {
+            let mut rows = Vec::new();
+            let results = vec![(Ndarray, Ok(reference.clone())), (backend, Ok(other.clone()))];
+            compare("backbone", &results, 1.0, &mut rows);
+            assert_eq!(rows.len(), 2, "{rows:?}");
+            let params = rows
+                .iter()
+                .find(|r| r.quantity == "parameter gradients")
+                .expect("row");
+            assert_eq!(params.tensors, 2);
+            assert_eq!(params.worst.as_deref(), Some("grad.b.weight"));
+            let rel = params.max_rel_diff.unwrap();
+            assert!((rel - 3e-4).abs() < 1e-5, "{rel}");
+            assert_eq!(params.pass, pass, "{backend}");
+            let forward = rows.iter().find(|r| r.quantity.starts_with("forward")).unwrap();
+            assert_eq!(forward.max_abs_diff, Some(0.0));
+            assert!(forward.pass);
+        }
+    }
+
+    #[test]
+    fn a_missing_tensor_or_a_failed_backend_is_an_error_row() {
+        use BackendKind::*;
+        let reference = tensors(&[("loss", &[1.0]), ("logits", &[1.0, 2.0])]);
+        let other = tensors(&[("loss", &[1.0])]);
+        let mut rows = Vec::new();
+        let results = vec![
+            (Ndarray, Ok(reference)),
+            (Flex, Ok(other)),
+            (Wgpu, Err("no adapter".to_string())),
+        ];
+        compare("head arcface", &results, 1.0, &mut rows);
+        let logits = rows.iter().find(|r| r.quantity == "logits").unwrap();
+        assert!(!logits.pass);
+        assert!(logits.error.as_deref().unwrap().contains("missing"));
+        let wgpu = rows.iter().find(|r| r.other == Wgpu).unwrap();
+        assert_eq!(wgpu.error.as_deref(), Some("no adapter"));
+        assert!(rows.iter().any(|r| r.quantity == "loss" && r.pass));
+    }
+
+    #[test]
+    fn all_heads_covers_every_kind_once() {
+        let specs = head_specs(&HeadSpec::new(HeadKind::Arcface), true);
+        for kind in HeadKind::ALL {
+            assert!(specs.iter().any(|(_, s)| s.kind == kind), "{kind}");
+        }
+        // The config's arcface equals the default arcface: it is listed once.
+        let plain: Vec<_> = specs.iter().filter(|(_, s)| *s == HeadSpec::new(HeadKind::Arcface)).collect();
+        assert_eq!(plain.len(), 1);
+        assert_eq!(head_specs(&HeadSpec::new(HeadKind::Cosface), false).len(), 1);
+    }
+
+    #[test]
+    fn head_inputs_give_pair_losses_positives() {
+        let mut rng = SplitMix64::new(1);
+        let job = head_job(HeadSpec::new(HeadKind::Triplet), 16, 8, 100, &mut rng);
+        let mut counts = std::collections::BTreeMap::new();
+        for l in &job.labels {
+            assert!((0..100).contains(l));
+            *counts.entry(*l).or_insert(0) += 1;
+        }
+        assert_eq!(counts.len(), 4);
+        assert!(counts.values().all(|&c| c == 4));
+        assert!(job.weight.is_none());
+        let job = head_job(HeadSpec::new(HeadKind::Softmax), 16, 8, 3, &mut rng);
+        assert_eq!(job.weight.as_ref().unwrap().1, [3, 8]);
+    }
+}
