@@ -8,3 +8,4 @@ pub mod head;
 pub mod identify;
 pub mod train;
 pub mod verify;
+pub mod zoo;
