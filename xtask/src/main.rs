@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's tasks (test, train, bench), so that the README's commands
+//! `cargo xtask`: the project's tasks (test, train, zoo, eval, bench), so that the README's commands
 //! stay short and CI runs exactly what a developer runs.
 
 use std::path::PathBuf;
@@ -54,6 +54,19 @@ enum Task {
         #[arg(long, default_value = "configs/synth-arcface.toml")]
         config: PathBuf,
         /// Extra arguments for `visage train`.
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// The loss zoo: build `visage` in release with the backend's feature and run `visage zoo`
+    /// (every `configs/synth-*.toml` on one budget; table and chart in `runs/zoo/`).
+    Zoo {
+        /// Backend to train on.
+        #[arg(long, value_enum, default_value_t = DEFAULT_BACKEND)]
+        backend: Backend,
+        /// Budget preset: `cpu` (about an hour on 2 cores) or `gpu` (larger, for one GPU).
+        #[arg(long, default_value = "cpu")]
+        preset: String,
+        /// Extra arguments for `visage zoo` (e.g. `--steps 300 --out runs/zoo-300`).
         #[arg(last = true)]
         extra: Vec<String>,
     },
@@ -169,7 +182,8 @@ fn test(no_gpu_build: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Result<()> {
+/// `cargo run --release` of `visage SUBCOMMAND --backend B`, with only the backend's feature.
+fn visage_release(backend: Backend, subcommand: &str) -> Command {
     let mut c = cargo();
     c.args([
         "run",
@@ -180,30 +194,27 @@ fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Resul
         "--features",
         backend.feature(),
         "--",
-        "train",
+        subcommand,
     ]);
-    c.arg("--backend")
-        .arg(backend.feature())
-        .arg("--config")
-        .arg(config)
-        .args(extra);
+    c.arg("--backend").arg(backend.feature());
+    c
+}
+
+fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = visage_release(backend, "train");
+    c.arg("--config").arg(config).args(extra);
+    run(c)
+}
+
+fn zoo(backend: Backend, preset: String, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = visage_release(backend, "zoo");
+    c.arg("--preset").arg(preset).args(extra);
     run(c)
 }
 
 fn eval(backend: Backend, args: Vec<String>) -> anyhow::Result<()> {
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "-p",
-        "visage-cli",
-        "--no-default-features",
-        "--features",
-        backend.feature(),
-        "--",
-        "eval",
-    ]);
-    c.arg("--backend").arg(backend.feature()).args(args);
+    let mut c = visage_release(backend, "eval");
+    c.args(args);
     run(c)
 }
 
@@ -263,6 +274,11 @@ fn main() -> ExitCode {
             config,
             extra,
         } => train(backend, config, extra),
+        Task::Zoo {
+            backend,
+            preset,
+            extra,
+        } => zoo(backend, preset, extra),
         Task::Eval { backend, args } => eval(backend, args),
         Task::Parity {
             config,

@@ -38,6 +38,8 @@ enum Command {
     Train(cmd::train::Args),
     /// Compare backends on one config: heads, backbone and training steps, number by number.
     Parity(cmd::parity::Args),
+    /// Train every loss on one budget and tabulate held-out verification (the loss zoo).
+    Zoo(cmd::zoo::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,5 +54,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Parity(args) => cmd::parity::run(args),
+        Command::Zoo(args) => cmd::zoo::run(args),
     }
 }

@@ -5,6 +5,7 @@
 //!   (TAR@FAR, EER, AUC); [`report::verify_pairs`] runs both into a [`VerificationReport`].
 //! - [`identification`]: MegaFace-style 1:N rank-k rates and TAR@FAR=1e-6, computed in blocks.
 //! - [`plot`]: ROC and score-histogram PNGs.
+//! - [`zoo`]: the loss zoo's Markdown table and bar chart.
 //!
 //! Protocols follow `shared/reference/evaluation.md`; distances and scores that decide a
 //! number are computed in f64.
@@ -22,6 +23,7 @@ pub mod score_block;
 pub mod similarity;
 pub mod topk;
 pub mod verification;
+pub mod zoo;
 
 pub use embeddings::Embeddings;
 pub use error::EvalError;
@@ -34,3 +36,4 @@ pub use report::{
 };
 pub use roc::RocCurve;
 pub use verification::{ten_fold_accuracy, TenFoldAccuracy};
+pub use zoo::{plot_zoo, zoo_markdown, ZooRow};

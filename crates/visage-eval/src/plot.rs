@@ -40,8 +40,8 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     }
 }
 
-/// Draws with `draw` to a temporary PNG, then renames it onto `path`.
-fn draw_atomic(
+/// Draws with `draw` to a temporary file beside `path`, then renames it onto `path`.
+pub(crate) fn draw_atomic(
     path: &Path,
     draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
 ) -> Result<(), EvalError> {

@@ -51,6 +51,18 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
+    /// An error inside a config file, with the file's name.
+    #[error("{path}: {source}")]
+    InConfig {
+        /// The config file.
+        path: String,
+        /// The error.
+        #[source]
+        source: Box<TrainError>,
+    },
+    /// The loss zoo cannot run as asked (no configs found, a run directory in the way).
+    #[error("zoo: {0}")]
+    Zoo(String),
     /// A file-system error.
     #[error("{path}: {source}")]
     Io {

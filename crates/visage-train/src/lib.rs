@@ -3,7 +3,8 @@
 //! The training loop: a TOML config ([`TrainConfig`]) names the data, backbone, head,
 //! optimiser, schedule and loop; [`train`] runs it on any `B: AutodiffBackend`, with
 //! checkpoints written atomically and exact resume, progress on the terminal,
-//! `metrics.jsonl`, and held-out verification every N steps and at the end.
+//! `metrics.jsonl`, and held-out verification every N steps and at the end. [`zoo`] trains
+//! every loss on one budget and tabulates the held-out results.
 
 pub mod config;
 pub mod data;
@@ -16,6 +17,7 @@ pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod checkpoint;
 pub mod trainer;
+pub mod zoo;
 
 pub use trainer::{
     config_fingerprint, init_model, load_model, save_model, train, TrainOptions, TrainSummary,

@@ -9,3 +9,4 @@ pub mod identify;
 pub mod parity;
 pub mod train;
 pub mod verify;
+pub mod zoo;

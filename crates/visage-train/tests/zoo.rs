@@ -1,0 +1,237 @@
+//! The loss zoo on tiny configs: patterns find the configs (and say when they find none),
+//! a bad config names its file, two losses train end to end into the table and the chart, a
+//! rerun reuses the finished runs, and a run directory of another config is never overwritten.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use visage_train::zoo::{
+    check_budget, find_configs, run_zoo, write_zoo, zoo_rows, ZooEntry, ZooOptions, ZooPreset,
+    ZooRunKind,
+};
+
+type B = Autodiff<Flex>;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("visage-zoo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 6 identities x 4 images of 28x28, LeNets++; held out: 10 identities, 10 x (2 + 2) pairs.
+fn write_config(dir: &Path, name: &str, head: &str, train_extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[data]
+kind = "synthetic"
+identities = 6
+images_per_identity = 4
+image_size = 28
+difficulty = 0.3
+flip = 0.0
+
+[eval]
+kind = "synthetic"
+identities = 10
+images_per_identity = 4
+pairs_per_fold = 2
+flip = false
+
+[backbone]
+kind = "lenet_pp"
+in_channels = 3
+embedding_dim = 16
+
+[head]
+{head}
+
+[optim]
+lr = 0.02
+
+[schedule]
+kind = "constant"
+
+[train]
+steps = 100
+batch_size = 12
+seed = 3
+log_every = 1
+eval_every = 1
+{train_extra}
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn patterns_find_configs_or_say_what_found_nothing() {
+    let dir = tmp("find");
+    let a = write_config(&dir, "tiny-softmax", "kind = \"softmax\"", "");
+    let b = write_config(&dir, "tiny-cosface", "kind = \"cosface\"", "");
+    std::fs::write(dir.join("notes.txt"), "not a config").unwrap();
+    let pattern = format!("{}/tiny-*.toml", dir.display());
+    assert_eq!(
+        find_configs(&[pattern.clone()]).unwrap(),
+        [b.clone(), a.clone()]
+    );
+    let folder = dir.display().to_string();
+    assert_eq!(
+        find_configs(&[folder, pattern]).unwrap(),
+        [b, a.clone()],
+        "no repeats"
+    );
+    assert_eq!(find_configs(&[a.display().to_string()]).unwrap(), [a]);
+
+    let none = format!("{}/nothing-*.toml", dir.display());
+    let err = find_configs(&[none.clone()]).unwrap_err().to_string();
+    assert!(
+        err.contains(&none) && err.contains("no config file matches"),
+        "{err}"
+    );
+    let missing = format!("{}/missing.toml", dir.display());
+    let err = find_configs(&[missing.clone()]).unwrap_err().to_string();
+    assert!(
+        err.contains(&missing) && err.contains("no such config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_config_names_its_file() {
+    let dir = tmp("bad");
+    let typo = write_config(&dir, "typo", "kind = \"arcface\"\nscael = 8.0", "");
+    let err = ZooEntry::load(&typo, ZooPreset::Cpu, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("typo.toml") && err.contains("scael"), "{err}");
+    let zero = write_config(&dir, "zero", "kind = \"softmax\"", "");
+    let err = ZooEntry::load(&zero, ZooPreset::Cpu, Some(0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("zero.toml") && err.contains("train.steps"),
+        "{err}"
+    );
+}
+
+#[test]
+fn presets_set_the_budget_and_only_the_sampler_may_differ() {
+    let dir = tmp("presets");
+    let soft = write_config(&dir, "tiny-softmax", "kind = \"softmax\"", "");
+    let trip = write_config(
+        &dir,
+        "tiny-triplet",
+        "kind = \"triplet\"\nmargin = 0.2",
+        "sampler = \"pk\"\nk = 4",
+    );
+    let e = ZooEntry::load(&soft, ZooPreset::Cpu, None).unwrap();
+    assert_eq!(e.config.train.steps, Some(visage_train::zoo::CPU_STEPS));
+    assert_eq!(
+        e.config.train.eval_every, 0,
+        "the zoo evaluates at the end only"
+    );
+    assert_eq!(
+        (e.name.as_str(), e.loss.as_str()),
+        ("tiny-softmax", "softmax")
+    );
+    let g = ZooEntry::load(&soft, ZooPreset::Gpu, Some(7)).unwrap();
+    assert_eq!(g.config.train.steps, Some(7));
+    assert_eq!(g.config.backbone.kind, "iresnet18");
+    assert_eq!(g.config.data.image_size, Some(112));
+    assert_eq!(g.config.train.batch_size, 256);
+
+    let t = ZooEntry::load(&trip, ZooPreset::Cpu, None).unwrap();
+    assert_eq!(t.settings(), "margin 0.2; P x K = 3 x 4");
+    assert_eq!(check_budget(&[e.clone(), e.clone()]), Vec::<String>::new());
+    let diff = check_budget(&[e, t]);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert!(
+        diff[0].starts_with("tiny-triplet differs from tiny-softmax: "),
+        "{}",
+        diff[0]
+    );
+    assert!(
+        diff[0].contains("`train.k` 4") && diff[0].contains("`train.sampler` \"pk\""),
+        "{}",
+        diff[0]
+    );
+}
+
+#[test]
+fn two_losses_train_into_the_table_and_a_rerun_reuses_them() {
+    let dir = tmp("run");
+    let configs = [
+        write_config(&dir, "tiny-softmax", "kind = \"softmax\"", ""),
+        write_config(
+            &dir,
+            "tiny-cosface",
+            "kind = \"cosface\"\nscale = 8.0\nmargin = 0.1",
+            "",
+        ),
+    ];
+    let entries: Vec<ZooEntry> = configs
+        .iter()
+        .map(|p| ZooEntry::load(p, ZooPreset::Cpu, Some(3)).unwrap())
+        .collect();
+    let out = dir.join("zoo");
+    let options = ZooOptions {
+        fresh: false,
+        quiet: true,
+    };
+    let device = Default::default();
+    let mut seen = Vec::new();
+    let first = run_zoo::<B>(&entries, &out, &options, &device, |o| {
+        seen.push(o.name.clone())
+    })
+    .unwrap();
+    assert_eq!(seen, ["tiny-softmax", "tiny-cosface"]);
+    assert!(first.iter().all(|o| o.kind == ZooRunKind::Trained));
+    assert!(out.join("tiny-cosface/report.json").exists());
+
+    let rows = zoo_rows(&first);
+    assert_eq!(rows.len(), 3, "baseline + 2 losses");
+    assert!(rows[0].baseline && rows[0].train_seconds.is_none());
+    assert_eq!(
+        rows[0],
+        first[1].baseline.clone().unwrap(),
+        "same initialisation"
+    );
+    assert_eq!(
+        rows[2].settings, "margin 0.1, scale 8.0",
+        "fields in name order"
+    );
+    write_zoo(&out, &rows, "# zoo", &["a note".into()], "tiny").unwrap();
+    let md = std::fs::read_to_string(out.join("zoo.md")).unwrap();
+    assert!(md.starts_with("# zoo\n\n| loss | settings |"), "{md}");
+    assert!(
+        md.contains("| `cosface` | margin 0.1, scale 8.0 | ") && md.ends_with("\n- a note\n"),
+        "{md}"
+    );
+    assert!(std::fs::read(out.join("zoo.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    assert!(out.join("zoo.svg").exists());
+
+    // A rerun of the same configs reads the finished runs instead of training.
+    let again = run_zoo::<B>(&entries, &out, &options, &device, |_| {}).unwrap();
+    assert!(again.iter().all(|o| o.kind == ZooRunKind::Reused));
+    assert_eq!(zoo_rows(&again), rows);
+
+    // Another budget in the same folder is refused, and the finished run is left alone.
+    let longer = vec![ZooEntry::load(&configs[0], ZooPreset::Cpu, Some(4)).unwrap()];
+    let err = run_zoo::<B>(&longer, &out, &options, &device, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tiny-softmax") && err.contains("another config"),
+        "{err}"
+    );
+    assert!(out.join("tiny-softmax/report.json").exists());
+    let none = run_zoo::<B>(&[], &out, &options, &device, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(none.contains("no configs"), "{none}");
+}
