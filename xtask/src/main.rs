@@ -176,7 +176,14 @@ fn test(no_gpu_build: bool) -> anyhow::Result<()> {
         // The GPU backends must compile (and link) without a GPU or a CUDA toolkit; this is
         // also the `visage` that `cargo xtask parity` runs.
         let mut c = cargo();
-        c.args(["build", "-p", "visage-cli", "--no-default-features", "--features", ALL_BACKENDS]);
+        c.args([
+            "build",
+            "-p",
+            "visage-cli",
+            "--no-default-features",
+            "--features",
+            ALL_BACKENDS,
+        ]);
         run(c)?;
     }
     Ok(())
@@ -240,7 +247,13 @@ fn parity(
     if release {
         c.arg("--release");
     }
-    c.args(["-p", "visage-cli", "--no-default-features", "--features", &names]);
+    c.args([
+        "-p",
+        "visage-cli",
+        "--no-default-features",
+        "--features",
+        &names,
+    ]);
     c.args(["--", "parity", "--backends", &names, "--steps"])
         .arg(steps.to_string())
         .arg("--config")

@@ -87,10 +87,22 @@ fn cpu_backends_agree_on_every_head_the_backbone_and_training_steps() {
     let rows = report["rows"].as_array().unwrap();
     let cases: Vec<&str> = rows.iter().map(|r| r["case"].as_str().unwrap()).collect();
     for kind in [
-        "softmax", "contrastive", "deepid2", "triplet", "center", "lsoftmax", "sphereface",
-        "normface", "cosface", "combined", "adacos",
+        "softmax",
+        "contrastive",
+        "deepid2",
+        "triplet",
+        "center",
+        "lsoftmax",
+        "sphereface",
+        "normface",
+        "cosface",
+        "combined",
+        "adacos",
     ] {
-        assert!(cases.contains(&format!("head {kind}").as_str()), "{kind}: {cases:?}");
+        assert!(
+            cases.contains(&format!("head {kind}").as_str()),
+            "{kind}: {cases:?}"
+        );
     }
     assert!(cases.contains(&"head arcface (config)"));
     let quantity = |case: &str, q: &str| {
@@ -107,14 +119,21 @@ fn cpu_backends_agree_on_every_head_the_backbone_and_training_steps() {
         assert_eq!(quantity("backbone", q)["pass"], true);
     }
     // sphere4: 4 convolutions (weight, bias) + 4 PReLUs + 1 linear layer (weight, bias).
-    assert!(quantity("backbone", "parameter gradients")["tensors"].as_u64().unwrap() >= 14);
+    assert!(
+        quantity("backbone", "parameter gradients")["tensors"]
+            .as_u64()
+            .unwrap()
+            >= 14
+    );
     let steps = quantity("train", "loss at every step");
     assert_eq!(steps["pass"], true);
     // Backbone, head weights and the auxiliary centres.
     let weights = quantity("train", "weights after the last step");
     assert!(weights["tensors"].as_u64().unwrap() >= 15);
     assert!(rows.iter().all(|r| r["pass"] == true), "{stdout}");
-    assert!(rows.iter().all(|r| r["max_rel_diff"].as_f64().unwrap() < 1e-4));
+    assert!(rows
+        .iter()
+        .all(|r| r["max_rel_diff"].as_f64().unwrap() < 1e-4));
     assert_eq!(report["reference"], "ndarray");
     assert_eq!(report["steps"], 2);
     // Both training runs started from the one initial model.
@@ -122,7 +141,11 @@ fn cpu_backends_agree_on_every_head_the_backbone_and_training_steps() {
         std::fs::read_to_string(dir.join(format!("work/train-{b}/metrics.jsonl")))
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"]
+                    .as_f64()
+                    .unwrap()
+            })
             .collect::<Vec<f64>>()
     };
     let (a, b) = (losses("ndarray"), losses("flex"));
@@ -152,7 +175,16 @@ fn a_breach_fails_and_names_the_quantity() {
 #[test]
 fn a_required_backend_that_cannot_run_fails_with_the_reason() {
     let dir = tempdir("required");
-    let (out, report) = parity(&dir, &["--no-train", "--backends", "ndarray,flex,wgpu", "--require", "wgpu"]);
+    let (out, report) = parity(
+        &dir,
+        &[
+            "--no-train",
+            "--backends",
+            "ndarray,flex,wgpu",
+            "--require",
+            "wgpu",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     if cfg!(feature = "wgpu") {
         return; // compiled in: whether it runs depends on the machine
@@ -169,6 +201,10 @@ fn a_required_backend_that_cannot_run_fails_with_the_reason() {
     assert_eq!(wgpu["status"], "skipped");
     // Without the requirement the skip is reported and the CPU pair still compared.
     let (out, report) = parity(&dir, &["--no-train", "--backends", "ndarray,flex,wgpu"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(report["backends"][2]["status"], "skipped");
 }

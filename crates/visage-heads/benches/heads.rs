@@ -42,9 +42,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let wanted: Option<Vec<String>> = std::env::var("VISAGE_BENCH_BACKENDS")
-        .ok()
-        .map(|s| s.split(',').map(|b| b.trim().to_ascii_lowercase()).collect());
+    let wanted: Option<Vec<String>> = std::env::var("VISAGE_BENCH_BACKENDS").ok().map(|s| {
+        s.split(',')
+            .map(|b| b.trim().to_ascii_lowercase())
+            .collect()
+    });
     let want = |b: &str| wanted.as_ref().is_none_or(|w| w.iter().any(|x| x == b));
     if want("ndarray") {
         bench::<Autodiff<NdArray<f32>>>("ndarray", &classes, reps);

@@ -586,7 +586,7 @@ impl TrainConfig {
             let k = t.k.ok_or_else(|| {
                 TrainError::config("train.k", "is required with sampler = \"pk\"")
             })?;
-            if k < 2 || t.batch_size % k != 0 || t.batch_size / k < 2 {
+            if k < 2 || !t.batch_size.is_multiple_of(k) || t.batch_size / k < 2 {
                 return Err(TrainError::config(
                     "train.batch_size",
                     format!(

@@ -321,7 +321,10 @@ pub fn train<B: AutodiffBackend>(
     };
 
     // Model and optimisers.
-    let center_aux = config.head.center.map(|c| (c.weight, center_config(c, classes, dim)));
+    let center_aux = config
+        .head
+        .center
+        .map(|c| (c.weight, center_config(c, classes, dim)));
     let mut model = init_model::<B>(config, classes, device)?;
     if let (false, Some(path)) = (options.resume, &options.initial_model) {
         model = load_model(model, path, device)?;
@@ -526,7 +529,7 @@ pub fn train<B: AutodiffBackend>(
         losses.push((step, loss_value));
 
         let done = state.step;
-        if done % config.train.log_every == 0 || done == total {
+        if done.is_multiple_of(config.train.log_every) || done == total {
             let secs = started.elapsed().as_secs_f64();
             let ips = (done - start_step) as f64 * config.train.batch_size as f64 / secs.max(1e-9);
             append_metrics(
@@ -543,8 +546,9 @@ pub fn train<B: AutodiffBackend>(
                 None => say(format!("step {done}/{total}  {line}")),
             }
         }
-        let eval_now =
-            config.train.eval_every > 0 && done % config.train.eval_every == 0 && done < total;
+        let eval_now = config.train.eval_every > 0
+            && done.is_multiple_of(config.train.eval_every)
+            && done < total;
         if let (true, Some(ev)) = (eval_now, &evaluator) {
             let report = ev.run(&model.backbone, device)?;
             say(format!(
@@ -557,7 +561,7 @@ pub fn train<B: AutodiffBackend>(
             append_metrics(&metrics, json!({"step": done, "eval": report}))?;
         }
         if config.train.checkpoint_every > 0
-            && done % config.train.checkpoint_every == 0
+            && done.is_multiple_of(config.train.checkpoint_every)
             && done < total
         {
             save(&model, &opt_backbone, &opt_head, &state)?;

@@ -427,8 +427,8 @@ pub fn run_zoo<B: AutodiffBackend>(
             }
             let train_options = TrainOptions {
                 resume,
-                stop_after: None,
                 quiet: options.quiet,
+                ..TrainOptions::default()
             };
             match train::<B>(&entry.config, &run_dir, &train_options, device) {
                 Ok(_) => {

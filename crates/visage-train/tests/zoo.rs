@@ -74,7 +74,7 @@ fn patterns_find_configs_or_say_what_found_nothing() {
     std::fs::write(dir.join("notes.txt"), "not a config").unwrap();
     let pattern = format!("{}/tiny-*.toml", dir.display());
     assert_eq!(
-        find_configs(&[pattern.clone()]).unwrap(),
+        find_configs(std::slice::from_ref(&pattern)).unwrap(),
         [b.clone(), a.clone()]
     );
     let folder = dir.display().to_string();
@@ -86,13 +86,17 @@ fn patterns_find_configs_or_say_what_found_nothing() {
     assert_eq!(find_configs(&[a.display().to_string()]).unwrap(), [a]);
 
     let none = format!("{}/nothing-*.toml", dir.display());
-    let err = find_configs(&[none.clone()]).unwrap_err().to_string();
+    let err = find_configs(std::slice::from_ref(&none))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&none) && err.contains("no config file matches"),
         "{err}"
     );
     let missing = format!("{}/missing.toml", dir.display());
-    let err = find_configs(&[missing.clone()]).unwrap_err().to_string();
+    let err = find_configs(std::slice::from_ref(&missing))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains(&missing) && err.contains("no such config"),
         "{err}"

@@ -46,7 +46,11 @@ impl Diff {
             max_abs = max_abs.max((a as f64 - r as f64).abs());
             scale = scale.max((r as f64).abs());
         }
-        let max_rel = if scale > 0.0 { max_abs / scale } else { max_abs };
+        let max_rel = if scale > 0.0 {
+            max_abs / scale
+        } else {
+            max_abs
+        };
         Ok(Diff {
             max_abs: if finite { max_abs } else { f64::INFINITY },
             max_rel: if finite { max_rel } else { f64::INFINITY },

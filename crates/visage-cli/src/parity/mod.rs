@@ -251,13 +251,37 @@ fn head_specs(config: &HeadSpec, all: bool) -> Vec<(String, HeadSpec)> {
             f(&mut s);
             specs.push((label.to_string(), s));
         };
-        v("arcface easy_margin", &|s| s.easy_margin = Some(true), HeadKind::Arcface);
-        v("arcface detach_margin", &|s| s.detach_margin = Some(true), HeadKind::Arcface);
-        v("adacos dynamic", &|s| s.dynamic = Some(true), HeadKind::Adacos);
+        v(
+            "arcface easy_margin",
+            &|s| s.easy_margin = Some(true),
+            HeadKind::Arcface,
+        );
+        v(
+            "arcface detach_margin",
+            &|s| s.detach_margin = Some(true),
+            HeadKind::Arcface,
+        );
+        v(
+            "adacos dynamic",
+            &|s| s.dynamic = Some(true),
+            HeadKind::Adacos,
+        );
         v("softmax bias", &|s| s.bias = Some(true), HeadKind::Softmax);
-        v("triplet semi_hard", &|s| s.mining = Some(TripletMining::SemiHard), HeadKind::Triplet);
-        v("triplet hard", &|s| s.mining = Some(TripletMining::Hard), HeadKind::Triplet);
-        v("sphereface m=2", &|s| s.margin_int = Some(2), HeadKind::Sphereface);
+        v(
+            "triplet semi_hard",
+            &|s| s.mining = Some(TripletMining::SemiHard),
+            HeadKind::Triplet,
+        );
+        v(
+            "triplet hard",
+            &|s| s.mining = Some(TripletMining::Hard),
+            HeadKind::Triplet,
+        );
+        v(
+            "sphereface m=2",
+            &|s| s.margin_int = Some(2),
+            HeadKind::Sphereface,
+        );
     }
     let mut seen: Vec<HeadSpec> = Vec::new();
     specs.retain(|(_, s)| {
@@ -278,11 +302,14 @@ fn head_job(spec: HeadSpec, n: usize, d: usize, classes: usize, rng: &mut SplitM
         .map(|i| ((i % groups) * classes / groups) as i64)
         .collect();
     rng.shuffle(&mut labels);
-    let weight = spec
-        .kind
-        .has_class_tensor()
-        .then(|| ((0..classes * d).map(|_| 0.1 * rng.normal()).collect(), [classes, d]));
-    let bias = (spec.bias == Some(true)).then(|| (0..classes).map(|_| 0.1 * rng.normal()).collect());
+    let weight = spec.kind.has_class_tensor().then(|| {
+        (
+            (0..classes * d).map(|_| 0.1 * rng.normal()).collect(),
+            [classes, d],
+        )
+    });
+    let bias =
+        (spec.bias == Some(true)).then(|| (0..classes).map(|_| 0.1 * rng.normal()).collect());
     HeadJob {
         spec,
         embeddings: (embeddings, [n, d]),
@@ -440,7 +467,11 @@ fn compare_all(
         config: options.config_path.display().to_string(),
         reference,
         batch_size: n,
-        steps: if options.no_train { 0 } else { options.steps.max(1) },
+        steps: if options.no_train {
+            0
+        } else {
+            options.steps.max(1)
+        },
         backends: statuses,
         rows,
         timings,
@@ -476,7 +507,10 @@ mod tests {
         ]);
         for (backend, pass) in [(Flex, false), (Wgpu, true)] {
             let mut rows = Vec::new();
-            let results = vec![(Ndarray, Ok(reference.clone())), (backend, Ok(other.clone()))];
+            let results = vec![
+                (Ndarray, Ok(reference.clone())),
+                (backend, Ok(other.clone())),
+            ];
             compare("backbone", &results, 1.0, &mut rows);
             assert_eq!(rows.len(), 2, "{rows:?}");
             let params = rows
@@ -488,7 +522,10 @@ mod tests {
             let rel = params.max_rel_diff.unwrap();
             assert!((rel - 3e-4).abs() < 1e-5, "{rel}");
             assert_eq!(params.pass, pass, "{backend}");
-            let forward = rows.iter().find(|r| r.quantity.starts_with("forward")).unwrap();
+            let forward = rows
+                .iter()
+                .find(|r| r.quantity.starts_with("forward"))
+                .unwrap();
             assert_eq!(forward.max_abs_diff, Some(0.0));
             assert!(forward.pass);
         }
@@ -521,9 +558,15 @@ mod tests {
             assert!(specs.iter().any(|(_, s)| s.kind == kind), "{kind}");
         }
         // The config's arcface equals the default arcface: it is listed once.
-        let plain: Vec<_> = specs.iter().filter(|(_, s)| *s == HeadSpec::new(HeadKind::Arcface)).collect();
+        let plain: Vec<_> = specs
+            .iter()
+            .filter(|(_, s)| *s == HeadSpec::new(HeadKind::Arcface))
+            .collect();
         assert_eq!(plain.len(), 1);
-        assert_eq!(head_specs(&HeadSpec::new(HeadKind::Cosface), false).len(), 1);
+        assert_eq!(
+            head_specs(&HeadSpec::new(HeadKind::Cosface), false).len(),
+            1
+        );
     }
 
     #[test]

@@ -206,7 +206,11 @@ impl ParityReport {
         }
         for b in self.backends.iter().filter(|b| b.reason.is_some()) {
             if require.contains(&b.backend) {
-                out.push(format!("{} is required but was {}", b.backend, b.describe()));
+                out.push(format!(
+                    "{} is required but was {}",
+                    b.backend,
+                    b.describe()
+                ));
             }
         }
         out
@@ -239,11 +243,17 @@ impl ParityReport {
                 "{name:<w$}  {pair:<16}  {:>9}  {:>9}  {:>7}  {}",
                 sci(r.max_abs_diff),
                 sci(r.max_rel_diff),
-                r.tolerance.map_or("-".into(), |t| format!("{:.0e}", t.max_rel)),
+                r.tolerance
+                    .map_or("-".into(), |t| format!("{:.0e}", t.max_rel)),
                 match (&r.error, r.pass) {
                     (Some(e), _) => format!("ERROR {e}"),
                     (None, true) => "ok".into(),
-                    (None, false) => format!("FAIL{}", r.worst.as_ref().map_or(String::new(), |w| format!(" (worst: {w})"))),
+                    (None, false) => format!(
+                        "FAIL{}",
+                        r.worst
+                            .as_ref()
+                            .map_or(String::new(), |w| format!(" (worst: {w})"))
+                    ),
                 }
             );
         }
