@@ -14,7 +14,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use visage_train::checkpoint::list_checkpoints;
-use visage_train::{init_model, load_model, save_model, train, TrainConfig, TrainOptions};
+use visage_train::{init_model, load_model, save_model, train, TrainConfig, TrainOptions, Trainee};
 
 use crate::backend::BackendJob;
 use crate::tensor_file::HostTensor;
@@ -65,6 +65,20 @@ impl BackendJob for InitJob {
         let model = init_model::<B>(&self.config, self.classes, &device)?;
         Ok(save_model(&model, &self.path)?)
     }
+}
+
+/// The model of `config` with the weights of the record at `path`.
+fn read_model<B: AutodiffBackend>(
+    config: &TrainConfig,
+    classes: usize,
+    path: &std::path::Path,
+    device: &B::Device,
+) -> anyhow::Result<Trainee<B>> {
+    Ok(load_model(
+        init_model::<B>(config, classes, device)?,
+        path,
+        device,
+    )?)
 }
 
 /// Collects parameter values (or their gradients) under their module paths.
@@ -188,11 +202,7 @@ pub struct BackboneJob {
 impl BackendJob for BackboneJob {
     type Output = Tensors;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Tensors> {
-        let model = load_model(
-            init_model::<B>(&self.config, self.classes, &device)?,
-            &self.model,
-            &device,
-        )?;
+        let model = read_model::<B>(&self.config, self.classes, &self.model, &device)?;
         let backbone = model.backbone;
         let (images, shape) = self.images;
         let x = Tensor::<B, 4>::from_data(TensorData::new(images.clone(), shape), &device)
@@ -254,11 +264,7 @@ impl BackendJob for TrainStepsJob {
         let (_, last) = list_checkpoints(&self.run_dir)
             .pop()
             .with_context(|| format!("{}: no final checkpoint", self.run_dir.display()))?;
-        let model = load_model(
-            init_model::<B>(&self.config, self.classes, &device)?,
-            &last.join("model.bin"),
-            &device,
-        )?;
+        let model = read_model::<B>(&self.config, self.classes, &last.join("model.bin"), &device)?;
         let mut result = parameter_values(&model, "weight.")?;
         let steps = losses.len();
         result.insert("loss".into(), HostTensor::F32(losses, vec![steps]));
