@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's tasks (test, train, bench), so that the README's commands
+//! `cargo xtask`: the project's tasks (test, train, figures, bench), so that the README's commands
 //! stay short and CI runs exactly what a developer runs.
 
 use std::path::PathBuf;
@@ -54,6 +54,16 @@ enum Task {
         #[arg(long, default_value = "configs/synth-arcface.toml")]
         config: PathBuf,
         /// Extra arguments for `visage train`.
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// The papers' figures: build `visage` in release with the backend's feature and run
+    /// `visage figures` (the cpu preset on CPU backends, the full one on wgpu and cuda).
+    Figures {
+        /// Backend to train on.
+        #[arg(long, value_enum, default_value_t = DEFAULT_BACKEND)]
+        backend: Backend,
+        /// Extra arguments for `visage figures` (e.g. `--out figures --only analytic`).
         #[arg(last = true)]
         extra: Vec<String>,
     },
@@ -136,7 +146,8 @@ fn test(no_gpu_build: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Result<()> {
+/// `cargo run --release -p visage-cli` with only `backend`'s feature, then `visage SUBCOMMAND`.
+fn visage_release(backend: Backend, subcommand: &str) -> Command {
     let mut c = cargo();
     c.args([
         "run",
@@ -147,8 +158,13 @@ fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Resul
         "--features",
         backend.feature(),
         "--",
-        "train",
+        subcommand,
     ]);
+    c
+}
+
+fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = visage_release(backend, "train");
     c.arg("--backend")
         .arg(backend.feature())
         .arg("--config")
@@ -158,19 +174,14 @@ fn train(backend: Backend, config: PathBuf, extra: Vec<String>) -> anyhow::Resul
 }
 
 fn eval(backend: Backend, args: Vec<String>) -> anyhow::Result<()> {
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--release",
-        "-p",
-        "visage-cli",
-        "--no-default-features",
-        "--features",
-        backend.feature(),
-        "--",
-        "eval",
-    ]);
+    let mut c = visage_release(backend, "eval");
     c.arg("--backend").arg(backend.feature()).args(args);
+    run(c)
+}
+
+fn figures(backend: Backend, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = visage_release(backend, "figures");
+    c.arg("--backend").arg(backend.feature()).args(extra);
     run(c)
 }
 
@@ -193,6 +204,7 @@ fn main() -> ExitCode {
             config,
             extra,
         } => train(backend, config, extra),
+        Task::Figures { backend, extra } => figures(backend, extra),
         Task::Eval { backend, args } => eval(backend, args),
         Task::Bench { which, backends } => bench(which, backends),
     };

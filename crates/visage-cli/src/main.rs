@@ -35,6 +35,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Train from a TOML config (or resume a run).
     Train(cmd::train::Args),
+    /// The face-loss papers' figures for your settings: feature spaces, margins, curves.
+    Figures(cmd::figures::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Identify(args) => cmd::identify::run(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Train(args) => cmd::train::run(args),
+        Command::Figures(args) => cmd::figures::run(args),
     }
 }

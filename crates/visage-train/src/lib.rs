@@ -15,6 +15,8 @@ pub mod schedule;
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod checkpoint;
+pub mod trained;
 pub mod trainer;
 
+pub use trained::load_trained;
 pub use trainer::{config_fingerprint, train, TrainOptions, TrainSummary, Trainee};
