@@ -19,7 +19,7 @@ use crate::lines::{line_chart, Axes, Series};
 use crate::style::{class_color, save_figure, title_bar, Figure};
 use crate::FigureError;
 
-const GRID: usize = 721;
+const GRID: usize = 241;
 
 /// The ArcFace margin of the analytic figures (the paper's 0.5).
 pub const ARCFACE_M: f64 = 0.5;
@@ -95,7 +95,8 @@ impl Figure for TargetLogitFigure {
             y: (-2.6, 1.1),
             x_desc: "θ between feature and class weight (degrees)".into(),
             y_desc: "target logit".into(),
-            legend: SeriesLabelPosition::LowerLeft,
+            legend: SeriesLabelPosition::UpperRight,
+            legend_shown: true,
         };
         line_chart(&area, &axes, &self.series, |chart| {
             chart.draw_series(DashedLineSeries::new(
@@ -211,6 +212,7 @@ impl Figure for DecisionMarginFigure {
                 x_desc: "θ₁: angle to class 1 (degrees)".into(),
                 y_desc: "θ₂: angle to class 2 (degrees)".into(),
                 legend: SeriesLabelPosition::LowerRight,
+                legend_shown: false,
             };
             let series = vec![
                 Series {
@@ -238,12 +240,14 @@ impl Figure for DecisionMarginFigure {
                     6,
                     BLACK.mix(0.35).stroke_width(1),
                 ))?;
-                for (label, x, y) in [("class 1", 40.0, 150.0), ("class 2", 140.0, 30.0)] {
-                    chart.draw_series(std::iter::once(Text::new(
-                        label,
-                        (x, y),
-                        (crate::style::FONT, crate::style::LEGEND_SIZE).into_font(),
-                    )))?;
+                for (label, x, y, class) in [
+                    ("class 1 wins", 12.0, 168.0, 0),
+                    ("class 2 wins", 112.0, 18.0, 1),
+                ] {
+                    let font = (crate::style::FONT, crate::style::CAPTION_SIZE)
+                        .into_font()
+                        .color(&class_color(class));
+                    chart.draw_series(std::iter::once(Text::new(label, (x, y), font)))?;
                 }
                 Ok(())
             })?;
@@ -342,7 +346,7 @@ impl Figure for AdaCosFigure {
     {
         let area = title_bar(
             root,
-            "AdaCos: target probability P(θ) = e^{s f(θ)} / (e^{s f(θ)} + C − 1), other classes at 90°",
+            "AdaCos: target probability P(θ) = exp(s f(θ)) / (exp(s f(θ)) + C − 1), the other C − 1 classes at 90°",
             56,
         )?;
         let cells = area.split_evenly((1, self.panels.len().max(1)));
@@ -354,6 +358,7 @@ impl Figure for AdaCosFigure {
                 x_desc: "θ to the target class weight (degrees)".into(),
                 y_desc: "P(θ)".into(),
                 legend: SeriesLabelPosition::LowerLeft,
+                legend_shown: true,
             };
             line_chart(cell, &axes, &panel.series, |_| Ok(()))?;
         }

@@ -35,6 +35,8 @@ pub struct Axes {
     pub y_desc: String,
     /// Where the legend goes.
     pub legend: SeriesLabelPosition,
+    /// Whether to draw the legend.
+    pub legend_shown: bool,
 }
 
 /// Splits `points` into runs that stay inside `y` (the parts outside are left out), so that a
@@ -55,6 +57,17 @@ pub fn clip_to(points: &[(f64, f64)], y: (f64, f64)) -> Vec<Vec<(f64, f64)>> {
     runs
 }
 
+/// A tick label without trailing zeros: `20`, `0.5`, `-1.5`, `0.125`.
+pub fn tick(v: &f64) -> String {
+    let text = format!("{v:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
 /// Draws `series` on `area` with `axes`; `extra` draws more (shading, markers) on the chart
 /// before the curves.
 pub fn line_chart<DB: DrawingBackend>(
@@ -71,6 +84,7 @@ where
     let mut chart = ChartBuilder::on(area)
         .caption(&axes.caption, (FONT, CAPTION_SIZE))
         .margin(14)
+        .margin_right(30)
         .x_label_area_size(58)
         .y_label_area_size(74)
         .build_cartesian_2d(axes.x.0..axes.x.1, axes.y.0..axes.y.1)?;
@@ -80,6 +94,8 @@ where
         .y_desc(axes.y_desc.as_str())
         .axis_desc_style((FONT, AXIS_SIZE))
         .label_style((FONT, TICK_SIZE))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
@@ -109,7 +125,7 @@ where
             }
         }
     }
-    if labelled {
+    if labelled && axes.legend_shown {
         chart
             .configure_series_labels()
             .position(axes.legend.clone())

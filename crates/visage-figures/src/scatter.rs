@@ -17,6 +17,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::feature_space::RunFeatures;
+use crate::lines::tick;
 use crate::style::{
     class_color, Figure, AXIS_SIZE, CAPTION_SIZE, FONT, LEGEND_SIZE, TICK_SIZE,
 };
@@ -134,6 +135,8 @@ where
         .label_style((FONT, TICK_SIZE))
         .x_labels(5)
         .y_labels(5)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .light_line_style(WHITE.mix(0.0))
         .bold_line_style(BLACK.mix(0.08))
         .draw()?;
@@ -343,6 +346,7 @@ impl RunFigure<'_> {
             .axis_desc_style((FONT, AXIS_SIZE))
             .label_style((FONT, TICK_SIZE))
             .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&tick)
             .x_labels(7)
             .light_line_style(WHITE.mix(0.0))
             .bold_line_style(BLACK.mix(0.08))

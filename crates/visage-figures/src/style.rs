@@ -62,6 +62,22 @@ fn temp_sibling(path: &Path, ext: &str) -> PathBuf {
     path.with_file_name(format!(".{stem}.tmp{}.{ext}", std::process::id()))
 }
 
+fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    figure: &impl Figure,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    (|| {
+        root.fill(&WHITE)?;
+        figure.draw(&root)?;
+        root.present()?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })()
+    .map_err(|e| e.to_string())
+}
+
 fn finish(tmp: &Path, path: &Path, drawn: Result<(), String>) -> Result<(), FigureError> {
     if let Err(reason) = drawn {
         let _ = std::fs::remove_file(tmp);
@@ -94,24 +110,10 @@ pub fn save_figure(figure: &impl Figure, stem: &Path) -> Result<PathBuf, FigureE
     }
     let size = figure.size();
     let tmp = temp_sibling(&png, "png");
-    let drawn = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        figure.draw(&root)?;
-        root.present()?;
-        Ok::<(), Box<dyn std::error::Error>>(())
-    })()
-    .map_err(|e| e.to_string());
+    let drawn = render(BitMapBackend::new(&tmp, size).into_drawing_area(), figure);
     finish(&tmp, &png, drawn)?;
     let tmp = temp_sibling(&svg, "svg");
-    let drawn = (|| {
-        let root = SVGBackend::new(&tmp, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        figure.draw(&root)?;
-        root.present()?;
-        Ok::<(), Box<dyn std::error::Error>>(())
-    })()
-    .map_err(|e| e.to_string());
+    let drawn = render(SVGBackend::new(&tmp, size).into_drawing_area(), figure);
     finish(&tmp, &svg, drawn)?;
     Ok(png)
 }

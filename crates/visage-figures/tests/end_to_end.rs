@@ -96,6 +96,7 @@ fn tiny_figures_run_writes_every_figure() {
             tile_width: 300,
             gap: 4,
         },
+        jobs: 2,
     };
     assert_eq!(job.runs.len(), 5);
     let mut lines = Vec::new();
@@ -167,6 +168,7 @@ fn embeddings_that_cannot_be_drawn_are_refused() {
         runs,
         only: Only::Features,
         sheet: SheetLayout::default(),
+        jobs: 1,
     };
     let e = run_figures::<B>(&job, &Default::default(), |_| {}).unwrap_err();
     assert!(matches!(e, FigureError::Setting { .. }));

@@ -19,7 +19,7 @@ use crate::backend::{dispatch, BackendJob, BackendKind};
 /// The data sizes of a run set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum PresetArg {
-    /// 2 CPU cores in under an hour: 10,000 training images, 500 steps of 64 per run.
+    /// 2 CPU cores in under an hour: 10,000 training images, 250 steps of 64 per run.
     Cpu,
     /// Every training and test image, 9,400 steps of 128 per run (for a GPU).
     Full,
@@ -56,6 +56,10 @@ pub struct Args {
     /// Draw one run of this training config (TOML, 2-D or 3-D embedding) instead of the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Runs trained at once, one thread each (default: one per core on CPU backends, whose
+    /// training here uses one core; 1 on GPUs). `--jobs 1` gives the same numbers every time.
+    #[arg(long)]
+    pub jobs: Option<usize>,
     /// Runs of the preset to draw (comma-separated names, e.g. `softmax,arcface`; default all).
     #[arg(long, value_delimiter = ',')]
     pub runs: Vec<String>,
@@ -104,8 +108,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.data.display()
         );
     }
+    let gpu = matches!(args.backend, BackendKind::Cuda | BackendKind::Wgpu);
+    let jobs = args.jobs.unwrap_or_else(|| {
+        if gpu {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    });
+    if jobs == 0 {
+        anyhow::bail!("--jobs: must be at least 1");
+    }
     eprintln!(
-        "visage figures: {} runs ({preset:?} preset) on {} -> {}",
+        "visage figures: {} runs ({preset:?} preset, {jobs} at a time) on {} -> {}",
         if only == Only::Analytic { 0 } else { runs.len() },
         args.backend,
         args.out.display()
@@ -117,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             runs,
             only,
             sheet: SheetLayout::default(),
+            jobs,
         }),
     )
     .with_context(|| format!("drawing figures into {}", args.out.display()))?;
@@ -129,6 +145,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if let Some(sheet) = &summary.contact_sheet {
         println!("contact sheet: {}", sheet.display());
+    }
+    if !summary.failed.is_empty() {
+        let names: Vec<&str> = summary.failed.iter().map(|f| f.0.as_str()).collect();
+        anyhow::bail!("{} runs failed: {} (see above)", names.len(), names.join(", "));
     }
     Ok(())
 }
