@@ -60,8 +60,10 @@ pub struct RunFeatures {
     pub angular: bool,
     /// Test accuracy: argmax of the head's inference logits (none without logits).
     pub test_accuracy: Option<f64>,
-    /// Seconds of training (the steps only).
+    /// Seconds of training (the steps only; those of the earlier invocation when reused).
     pub train_seconds: f64,
+    /// Whether a finished run of the same config was found and reused (no training).
+    pub reused: bool,
     /// Seconds of the whole run (training, reading back, embedding).
     pub total_seconds: f64,
 }
@@ -238,7 +240,22 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
-/// Trains `spec` in `runs_dir/<name>` on backend `B` and returns its features.
+/// The model of a finished run of exactly `config` in `run_dir` (its `report.json` written,
+/// its last checkpoint of the same config fingerprint) and that run's training seconds.
+fn finished_run<B: Backend>(
+    config: &TrainConfig,
+    run_dir: &Path,
+    classes: usize,
+    device: &B::Device,
+) -> Option<(visage_train::Trainee<B>, f64)> {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).ok()?).ok()?;
+    let seconds = report.get("train_seconds")?.as_f64()?;
+    let model = load_trained::<B>(config, run_dir, classes, device).ok()?;
+    Some((model, seconds))
+}
+
+/// Trains `spec` in `runs_dir/<name>` (or reuses a finished run of the same config there) on backend `B` and returns its features.
 pub fn train_run<B: AutodiffBackend>(
     spec: &RunSpec,
     runs_dir: &Path,
@@ -257,14 +274,25 @@ pub fn train_run<B: AutodiffBackend>(
     }
     let in_channels = config.backbone.in_channels().map_err(|e| err(e.into()))?;
     let run_dir = runs_dir.join(name);
-    let options = TrainOptions {
-        quiet: true,
-        ..Default::default()
-    };
-    let summary = train::<B>(config, &run_dir, &options, device).map_err(err)?;
     let source = open_training(&config.data).map_err(err)?;
     let classes = source.num_classes();
-    let model = load_trained::<B::InnerBackend>(config, &run_dir, classes, device).map_err(err)?;
+    let (model, train_seconds, reused) = match finished_run::<B::InnerBackend>(config, &run_dir, classes, device) {
+        Some((model, seconds)) => (model, seconds, true),
+        None => {
+            // A stale checkpoint of another config must not be read back after training.
+            let stale = run_dir.join("checkpoints");
+            if stale.exists() {
+                std::fs::remove_dir_all(&stale).map_err(|e| FigureError::io(&stale, e))?;
+            }
+            let options = TrainOptions {
+                quiet: true,
+                ..Default::default()
+            };
+            let summary = train::<B>(config, &run_dir, &options, device).map_err(err)?;
+            let model = load_trained::<B::InnerBackend>(config, &run_dir, classes, device).map_err(err)?;
+            (model, summary.train_seconds, false)
+        }
+    };
 
     let train_samples: Vec<ImageSample> = (0..source.len().min(spec.plot_train))
         .map(|i| source.get(i))
@@ -314,7 +342,8 @@ pub fn train_run<B: AutodiffBackend>(
         centres: model.center.map(|c| host(c.centers.val())),
         angular: is_angular(config.head.spec.kind),
         test_accuracy,
-        train_seconds: summary.train_seconds,
+        train_seconds,
+        reused,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -66,6 +66,8 @@ pub struct RunRecord {
     pub test_images: usize,
     /// Seconds of training steps.
     pub train_seconds: f64,
+    /// Whether the trained run was reused from an earlier invocation.
+    pub reused: bool,
     /// Seconds of the whole run, drawing included.
     pub total_seconds: f64,
     /// The figure (PNG; the SVG sits beside it).
@@ -162,6 +164,7 @@ pub fn run_figures<B: AutodiffBackend>(
                             test_accuracy: features.test_accuracy,
                             test_images: features.test_labels.len(),
                             train_seconds: features.train_seconds,
+                            reused: features.reused,
                             total_seconds: t.elapsed().as_secs_f64(),
                             figure: png,
                         })
@@ -184,7 +187,7 @@ pub fn run_figures<B: AutodiffBackend>(
                         }
                     };
                     progress(&format!(
-                        "[{}/{n}] {}: {}  test accuracy {}  {:.0} s (training {:.0} s)  -> {}",
+                        "[{}/{n}] {}: {}  test accuracy {}  {:.0} s (training {:.0} s{})  -> {}",
                         k + 1,
                         record.name,
                         record.label,
@@ -193,6 +196,7 @@ pub fn run_figures<B: AutodiffBackend>(
                             .map_or("n/a".into(), |a| format!("{:.1} %", 100.0 * a)),
                         record.total_seconds,
                         record.train_seconds,
+                        if record.reused { ", reused" } else { "" },
                         record.figure.display()
                     ));
                     // The runs in their order, the sheet redrawn after every run (so an

@@ -2,8 +2,9 @@
 //! settings and the test accuracy.
 //!
 //! - 2-D: training features as the backbone outputs them, with each class weight's direction
-//!   as a line from the origin (and center-loss centres as crosses); test features, on the
-//!   unit circle for heads that decide by angle; the angle histogram.
+//!   as a line from the origin (and center-loss centres as crosses); test features, placed
+//!   around the unit circle for heads that decide by angle (direction exact, radius 0.8 to
+//!   1.2 by norm); the angle histogram.
 //! - 3-D: test features on the unit sphere in two orthographic views (the hemispheres facing
 //!   +z and -z), class directions as ringed markers; the angle histogram.
 //!
@@ -42,6 +43,16 @@ fn norm(v: &[f32]) -> f64 {
 fn unit(v: &[f32]) -> Vec<f64> {
     let n = norm(v).max(1e-12);
     v.iter().map(|&x| x as f64 / n).collect()
+}
+
+/// The `q` quantile of the row norms of `points` `[N, dim]` (at least 1e-12).
+pub fn norm_quantile(points: &[f32], dim: usize, q: f64) -> f64 {
+    let mut n: Vec<f64> = points.chunks(dim.max(1)).map(norm).filter(|v| v.is_finite()).collect();
+    if n.is_empty() {
+        return 1.0;
+    }
+    n.sort_by(|a, b| a.total_cmp(b));
+    n[((n.len() - 1) as f64 * q).round() as usize].max(1e-12)
 }
 
 /// Half-width of a square view holding all but the farthest 0.5 % of the 2-D points.
@@ -172,10 +183,13 @@ where
             continue;
         }
         let end = (x / m * r, y / m * r);
-        chart.draw_series(LineSeries::new(vec![(0.0, 0.0), end], BLACK.stroke_width(5)))?;
         chart.draw_series(LineSeries::new(
             vec![(0.0, 0.0), end],
-            class_color(j).stroke_width(3),
+            BLACK.mix(0.6).stroke_width(4),
+        ))?;
+        chart.draw_series(LineSeries::new(
+            vec![(0.0, 0.0), end],
+            class_color(j).stroke_width(2),
         ))?;
     }
     Ok(())
@@ -246,16 +260,21 @@ impl RunFigure<'_> {
         let caption = match (test, on_circle) {
             (false, _) => format!("train features ({})", labels.len()),
             (true, false) => format!("test features ({})", labels.len()),
-            (true, true) => format!("test features / ‖x‖ ({})", labels.len()),
+            (true, true) => format!("test directions x/‖x‖ ({})", labels.len()),
         };
         let mut chart = square_chart(area, &caption, radius, ("feature 1", "feature 2"))?;
         if on_circle {
             unit_circle(&mut chart)?;
         }
+        // On the circle, each point keeps its direction exactly; its radius 0.8 + 0.4 t, with
+        // t its norm over the 99.5th percentile norm (at most 1), spreads the ring so that
+        // the classes and the gaps between them stay visible.
+        let top = norm_quantile(features, 2, 0.995);
         let points = features.chunks(2).zip(labels.iter().copied()).map(|(p, c)| {
             if on_circle {
                 let u = unit(p);
-                ((u[0], u[1]), c)
+                let r = 0.8 + 0.4 * (norm(p) / top).min(1.0);
+                ((r * u[0], r * u[1]), c)
             } else {
                 ((p[0] as f64, p[1] as f64), c)
             }
@@ -337,7 +356,7 @@ impl RunFigure<'_> {
             .caption("angles of the test features", (FONT, CAPTION_SIZE))
             .margin(12)
             .x_label_area_size(52)
-            .y_label_area_size(68)
+            .y_label_area_size(88)
             .build_cartesian_2d(0f64..180f64, 0f64..top)?;
         chart
             .configure_mesh()

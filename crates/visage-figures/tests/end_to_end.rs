@@ -130,6 +130,17 @@ fn tiny_figures_run_writes_every_figure() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
     assert_eq!(json["runs"].as_array().unwrap().len(), 5);
+    assert!(summary.runs.iter().all(|r| !r.reused));
+    // Drawing again reuses the finished runs (no training) and gives the same accuracies.
+    let again = FiguresJob {
+        only: Only::Features,
+        ..job.clone()
+    };
+    let second = run_figures::<B>(&again, &Default::default(), |_| {}).unwrap();
+    assert!(second.runs.iter().all(|r| r.reused));
+    for (a, b) in summary.runs.iter().zip(&second.runs) {
+        assert_eq!((&a.name, a.test_accuracy), (&b.name, b.test_accuracy));
+    }
     // No temporary files left behind.
     for e in std::fs::read_dir(&out).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().to_string();
