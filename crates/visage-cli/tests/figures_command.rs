@@ -47,7 +47,7 @@ fn bad_input_is_named() {
 
     let o = figures(&out, &["--runs", "softmax,nope"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("`nope`") && err.contains("arcface-3d"), "{err}");
+    assert!(!o.status.success() && err.contains("`nope`") && err.contains("normface-3d"), "{err}");
 
     let config = dir.join("run.toml");
     std::fs::write(&config, "[data]\nkind = \"mnist\"\npath = \"/no/such/folder\"\n").unwrap();

@@ -89,7 +89,7 @@ fn tiny_figures_run_writes_every_figure() {
     let out = root.join("out");
     let job = FiguresJob {
         out: out.clone(),
-        runs: tiny_runs(&data, &["softmax", "center-1e-2", "cosface-m0.1", "arcface-3d", "toy-arcface"]),
+        runs: tiny_runs(&data, &["softmax", "center-1e-2", "cosface-m0.1", "normface-3d", "toy-arcface"]),
         only: Only::All,
         sheet: SheetLayout {
             columns: 2,
