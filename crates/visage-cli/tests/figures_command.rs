@@ -30,7 +30,8 @@ fn analytic_figures_need_no_data() {
     for name in ["target_logits", "decision_margins", "adacos_probability"] {
         let png = std::fs::read(out.join("analytic").join(format!("{name}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{name}.png");
-        let svg = std::fs::read_to_string(out.join("analytic").join(format!("{name}.svg"))).unwrap();
+        let svg =
+            std::fs::read_to_string(out.join("analytic").join(format!("{name}.svg"))).unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{name}.svg");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -43,14 +44,24 @@ fn bad_input_is_named() {
     let o = figures(&out, &["--only", "features", "--data", "/no/such/folder"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("/no/such/folder") && err.contains("dataset-fashion-mnist"), "{err}");
+    assert!(
+        err.contains("/no/such/folder") && err.contains("dataset-fashion-mnist"),
+        "{err}"
+    );
 
     let o = figures(&out, &["--runs", "softmax,nope"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success() && err.contains("`nope`") && err.contains("normface-3d"), "{err}");
+    assert!(
+        !o.status.success() && err.contains("`nope`") && err.contains("normface-3d"),
+        "{err}"
+    );
 
     let config = dir.join("run.toml");
-    std::fs::write(&config, "[data]\nkind = \"mnist\"\npath = \"/no/such/folder\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[data]\nkind = \"mnist\"\npath = \"/no/such/folder\"\n",
+    )
+    .unwrap();
     let o = figures(&out, &["--config", config.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("run.toml"), "{err}");

@@ -90,7 +90,9 @@ impl Figure for TargetLogitFigure {
         let area = title_bar(root, "Target logit against θ (scale 1)", 56)?;
         let fallback = 180.0 - deg(ARCFACE_M);
         let axes = Axes {
-            caption: format!("ArcFace falls back to cos θ − m sin m past θ = 180° − m = {fallback:.1}°"),
+            caption: format!(
+                "ArcFace falls back to cos θ − m sin m past θ = 180° − m = {fallback:.1}°"
+            ),
             x: (0.0, 180.0),
             y: (-2.6, 1.1),
             x_desc: "θ between feature and class weight (degrees)".into(),

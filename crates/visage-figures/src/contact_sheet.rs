@@ -85,7 +85,9 @@ pub fn write_contact_sheet(
     }
     let tmp = path.with_file_name(format!(
         ".{}.tmp{}.png",
-        path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default(),
+        path.file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     sheet

@@ -102,7 +102,8 @@ impl TargetCurve {
             .spec
             .to_config(2, 2)
             .map_err(|e| FigureError::setting(self.label.clone(), e.to_string()))?;
-        let eye = Tensor::<B, 2>::from_data(TensorData::new(vec![1f32, 0., 0., 1.], [2, 2]), device);
+        let eye =
+            Tensor::<B, 2>::from_data(TensorData::new(vec![1f32, 0., 0., 1.], [2, 2]), device);
         let head = config
             .init_with(HeadTensors {
                 weight: Some(eye),

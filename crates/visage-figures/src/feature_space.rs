@@ -189,7 +189,12 @@ pub fn test_samples(config: &TrainConfig, limit: usize) -> Result<Vec<ImageSampl
             let ids = config.data.identities.unwrap_or(0).max(1);
             let per_id = config.data.images_per_identity.unwrap_or(0);
             let held = limit.div_ceil(ids);
-            let set = SyntheticDataset::new(synth_config(&config.data), SyntheticSplit::Train, ids, per_id);
+            let set = SyntheticDataset::new(
+                synth_config(&config.data),
+                SyntheticSplit::Train,
+                ids,
+                per_id,
+            );
             Ok((0..held)
                 .flat_map(|j| (0..ids).map(move |id| (id, per_id + j)))
                 .take(limit)
@@ -226,7 +231,10 @@ pub fn accuracy_of(logits: &[f32], classes: usize, labels: &[usize]) -> f64 {
             let best = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                );
             best.0 == y
         })
         .count();
@@ -276,23 +284,25 @@ pub fn train_run<B: AutodiffBackend>(
     let run_dir = runs_dir.join(name);
     let source = open_training(&config.data).map_err(err)?;
     let classes = source.num_classes();
-    let (model, train_seconds, reused) = match finished_run::<B::InnerBackend>(config, &run_dir, classes, device) {
-        Some((model, seconds)) => (model, seconds, true),
-        None => {
-            // A stale checkpoint of another config must not be read back after training.
-            let stale = run_dir.join("checkpoints");
-            if stale.exists() {
-                std::fs::remove_dir_all(&stale).map_err(|e| FigureError::io(&stale, e))?;
+    let (model, train_seconds, reused) =
+        match finished_run::<B::InnerBackend>(config, &run_dir, classes, device) {
+            Some((model, seconds)) => (model, seconds, true),
+            None => {
+                // A stale checkpoint of another config must not be read back after training.
+                let stale = run_dir.join("checkpoints");
+                if stale.exists() {
+                    std::fs::remove_dir_all(&stale).map_err(|e| FigureError::io(&stale, e))?;
+                }
+                let options = TrainOptions {
+                    quiet: true,
+                    ..Default::default()
+                };
+                let summary = train::<B>(config, &run_dir, &options, device).map_err(err)?;
+                let model = load_trained::<B::InnerBackend>(config, &run_dir, classes, device)
+                    .map_err(err)?;
+                (model, summary.train_seconds, false)
             }
-            let options = TrainOptions {
-                quiet: true,
-                ..Default::default()
-            };
-            let summary = train::<B>(config, &run_dir, &options, device).map_err(err)?;
-            let model = load_trained::<B::InnerBackend>(config, &run_dir, classes, device).map_err(err)?;
-            (model, summary.train_seconds, false)
-        }
-    };
+        };
 
     let train_samples: Vec<ImageSample> = (0..source.len().min(spec.plot_train))
         .map(|i| source.get(i))
@@ -365,7 +375,10 @@ mod tests {
                     [backbone]\nkind = \"lenet_pp\"\n[head]\nkind = \"sphereface\"\nmargin_int = 3\n\
                     base = 1000.0\ngamma = 0.05\nlambda_min = 1.0\n[train]\nsteps = 1\nbatch_size = 2\n";
         let config: TrainConfig = toml::from_str(text).unwrap();
-        assert_eq!(describe_loss(&config), "SphereFace (m = 3, annealed to λ = 1)");
+        assert_eq!(
+            describe_loss(&config),
+            "SphereFace (m = 3, annealed to λ = 1)"
+        );
         let text = text.replace(
             "kind = \"sphereface\"\nmargin_int = 3\nbase = 1000.0\ngamma = 0.05\nlambda_min = 1.0\n",
             "kind = \"softmax\"\n[head.center]\nweight = 0.001\n",

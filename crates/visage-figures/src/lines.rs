@@ -1,8 +1,8 @@
 //! Line charts: named series of points drawn on a captioned chart with a legend, the building
 //! block of the analytic figures.
 
-use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::style::{AXIS_SIZE, CAPTION_SIZE, FONT, LEGEND_SIZE, TICK_SIZE};

@@ -103,13 +103,21 @@ fn priority(name: &str, index: usize) -> usize {
 /// `steps` sets SphereFace's annealing (see [`sphereface_head`]).
 pub fn mnist_heads(steps: u64) -> Vec<(String, String)> {
     let mut heads = vec![("softmax".to_string(), "kind = \"softmax\"".to_string())];
-    for (tag, weight) in [("1e-4", 1e-4), ("1e-3", 1e-3), ("1e-2", 1e-2), ("1e-1", 1e-1)] {
+    for (tag, weight) in [
+        ("1e-4", 1e-4),
+        ("1e-3", 1e-3),
+        ("1e-2", 1e-2),
+        ("1e-1", 1e-1),
+    ] {
         heads.push((
             format!("center-{tag}"),
             format!("kind = \"softmax\"\n[head.center]\nweight = {weight:e}\nalpha = 0.5"),
         ));
     }
-    heads.push(("normface".into(), "kind = \"normface\"\nscale = 16.0".into()));
+    heads.push((
+        "normface".into(),
+        "kind = \"normface\"\nscale = 16.0".into(),
+    ));
     for m in 1..=4 {
         heads.push((format!("sphereface-m{m}"), sphereface_head(m, steps)));
     }
@@ -206,7 +214,8 @@ embedding_dim = 2
 }
 
 fn parse(name: &str, text: &str) -> Result<TrainConfig, FigureError> {
-    toml::from_str(text).map_err(|e| FigureError::setting(format!("preset run {name}"), e.to_string()))
+    toml::from_str(text)
+        .map_err(|e| FigureError::setting(format!("preset run {name}"), e.to_string()))
 }
 
 /// The runs of `preset` on the MNIST-format folder `data`: every MNIST head in 2-D, NormFace
@@ -238,7 +247,10 @@ pub fn preset_runs(preset: Preset, data: &Path) -> Result<Vec<RunSpec>, FigureEr
     )?);
     for (name, head) in [
         ("toy-softmax", "kind = \"softmax\""),
-        ("toy-arcface", "kind = \"arcface\"\nscale = 16.0\nmargin = 0.3"),
+        (
+            "toy-arcface",
+            "kind = \"arcface\"\nscale = 16.0\nmargin = 0.3",
+        ),
     ] {
         runs.push(RunSpec {
             name: name.to_string(),

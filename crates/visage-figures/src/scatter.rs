@@ -12,16 +12,14 @@
 //! class weight, and the angle to the nearest other class weight: the gap between the two is
 //! the margin the loss opened.
 
-use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::feature_space::RunFeatures;
 use crate::lines::tick;
-use crate::style::{
-    class_color, Figure, AXIS_SIZE, CAPTION_SIZE, FONT, LEGEND_SIZE, TICK_SIZE,
-};
+use crate::style::{class_color, Figure, AXIS_SIZE, CAPTION_SIZE, FONT, LEGEND_SIZE, TICK_SIZE};
 
 const TITLE_H: u32 = 92;
 const LEGEND_H: u32 = 52;
@@ -37,7 +35,10 @@ pub struct RunFigure<'a> {
 }
 
 fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt()
+    v.iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn unit(v: &[f32]) -> Vec<f64> {
@@ -47,7 +48,11 @@ fn unit(v: &[f32]) -> Vec<f64> {
 
 /// The `q` quantile of the row norms of `points` `[N, dim]` (at least 1e-12).
 pub fn norm_quantile(points: &[f32], dim: usize, q: f64) -> f64 {
-    let mut n: Vec<f64> = points.chunks(dim.max(1)).map(norm).filter(|v| v.is_finite()).collect();
+    let mut n: Vec<f64> = points
+        .chunks(dim.max(1))
+        .map(norm)
+        .filter(|v| v.is_finite())
+        .collect();
     if n.is_empty() {
         return 1.0;
     }
@@ -210,7 +215,9 @@ where
     Ok(())
 }
 
-fn unit_circle<DB: DrawingBackend>(chart: &mut Chart<'_, DB>) -> Result<(), Box<dyn std::error::Error>>
+fn unit_circle<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+) -> Result<(), Box<dyn std::error::Error>>
 where
     DB::ErrorType: 'static,
 {
@@ -228,9 +235,9 @@ impl RunFigure<'_> {
     /// The title's two lines: the loss and settings, then accuracy and training.
     pub fn title(&self) -> (String, String) {
         let r = self.run;
-        let acc = r.test_accuracy.map_or("n/a".to_string(), |a| {
-            format!("{:.1} %", 100.0 * a)
-        });
+        let acc = r
+            .test_accuracy
+            .map_or("n/a".to_string(), |a| format!("{:.1} %", 100.0 * a));
         (
             r.label.clone(),
             format!(
@@ -256,7 +263,11 @@ impl RunFigure<'_> {
             (&r.train, &r.train_labels)
         };
         let on_circle = test && r.angular;
-        let radius = if on_circle { 1.25 } else { view_radius(features) };
+        let radius = if on_circle {
+            1.25
+        } else {
+            view_radius(features)
+        };
         let caption = match (test, on_circle) {
             (false, _) => format!("train features ({})", labels.len()),
             (true, false) => format!("test features ({})", labels.len()),
@@ -270,15 +281,18 @@ impl RunFigure<'_> {
         // t its norm over the 99.5th percentile norm (at most 1), spreads the ring so that
         // the classes and the gaps between them stay visible.
         let top = norm_quantile(features, 2, 0.995);
-        let points = features.chunks(2).zip(labels.iter().copied()).map(|(p, c)| {
-            if on_circle {
-                let u = unit(p);
-                let r = 0.8 + 0.4 * (norm(p) / top).min(1.0);
-                ((r * u[0], r * u[1]), c)
-            } else {
-                ((p[0] as f64, p[1] as f64), c)
-            }
-        });
+        let points = features
+            .chunks(2)
+            .zip(labels.iter().copied())
+            .map(|(p, c)| {
+                if on_circle {
+                    let u = unit(p);
+                    let r = 0.8 + 0.4 * (norm(p) / top).min(1.0);
+                    ((r * u[0], r * u[1]), c)
+                } else {
+                    ((p[0] as f64, p[1] as f64), c)
+                }
+            });
         draw_points(&mut chart, points)?;
         if let Some(w) = &r.weights {
             draw_directions(&mut chart, w, radius)?;
@@ -323,8 +337,16 @@ impl RunFigure<'_> {
         if let Some(w) = &r.weights {
             for (j, wj) in w.chunks(3).enumerate() {
                 if let Some(q) = view(&unit(wj)) {
-                    chart.draw_series(std::iter::once(Circle::new(q, 11, BLACK.stroke_width(5))))?;
-                    chart.draw_series(std::iter::once(Circle::new(q, 8, class_color(j).filled())))?;
+                    chart.draw_series(std::iter::once(Circle::new(
+                        q,
+                        11,
+                        BLACK.stroke_width(5),
+                    )))?;
+                    chart.draw_series(std::iter::once(Circle::new(
+                        q,
+                        8,
+                        class_color(j).filled(),
+                    )))?;
                 }
             }
         }
@@ -374,7 +396,11 @@ impl RunFigure<'_> {
         let own_color = RGBColor(0x1f, 0x77, 0xb4);
         let other_color = RGBColor(0xd6, 0x27, 0x28);
         for (dens, color, label) in [
-            (&d_own, own_color, format!("own class (mean {:.1}°)", mean(&own))),
+            (
+                &d_own,
+                own_color,
+                format!("own class (mean {:.1}°)", mean(&own)),
+            ),
             (
                 &d_other,
                 other_color,
@@ -452,7 +478,11 @@ impl Figure for RunFigure<'_> {
                 .color(&BLACK)
                 .pos(Pos::new(HPos::Center, VPos::Center))
         };
-        title.draw(&Text::new(line1, (w as i32 / 2, 30), center(crate::style::TITLE_SIZE)))?;
+        title.draw(&Text::new(
+            line1,
+            (w as i32 / 2, 30),
+            center(crate::style::TITLE_SIZE),
+        ))?;
         title.draw(&Text::new(line2, (w as i32 / 2, 72), center(AXIS_SIZE + 2)))?;
         let (panels, legend) = rest.split_vertically(PANEL_H);
         let cells = panels.split_evenly((1, 3));

@@ -132,6 +132,10 @@ where
     let style = TextStyle::from((FONT, TITLE_SIZE).into_font())
         .color(&BLACK)
         .pos(Pos::new(HPos::Center, VPos::Center));
-    top.draw(&Text::new(title.to_string(), (w as i32 / 2, h as i32 / 2), style))?;
+    top.draw(&Text::new(
+        title.to_string(),
+        (w as i32 / 2, h as i32 / 2),
+        style,
+    ))?;
     Ok(rest)
 }

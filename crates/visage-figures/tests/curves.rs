@@ -28,7 +28,9 @@ fn thetas() -> Vec<f64> {
 #[test]
 fn cosine_is_cos_theta() {
     let t = thetas();
-    let got = TargetCurve::cosine().eval::<B>(&t, &Default::default()).unwrap();
+    let got = TargetCurve::cosine()
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
     let want: Vec<f64> = t.iter().map(|x| x.cos()).collect();
     close(&got, &want, 1e-6, "cos");
 }
@@ -36,7 +38,9 @@ fn cosine_is_cos_theta() {
 #[test]
 fn cosface_subtracts_m() {
     let t = thetas();
-    let got = TargetCurve::cosface(0.35).eval::<B>(&t, &Default::default()).unwrap();
+    let got = TargetCurve::cosface(0.35)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
     let want: Vec<f64> = t.iter().map(|x| x.cos() - 0.35).collect();
     close(&got, &want, 1e-6, "cosface");
 }
@@ -45,7 +49,9 @@ fn cosface_subtracts_m() {
 fn arcface_adds_the_angle_and_falls_back_past_pi_minus_m() {
     let m: f64 = 0.5;
     let t = thetas();
-    let got = TargetCurve::arcface(m, false).eval::<B>(&t, &Default::default()).unwrap();
+    let got = TargetCurve::arcface(m, false)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
     // th/mm: cos(theta + m) while theta < pi - m (= 2.6416), else cos theta - m sin m.
     let want: Vec<f64> = t
         .iter()
@@ -61,10 +67,18 @@ fn arcface_adds_the_angle_and_falls_back_past_pi_minus_m() {
     // Hand values: theta = 1 -> cos 1.5 = 0.0707372; theta = 3 -> -0.9899925 - 0.2397128.
     assert!((got[3] - 0.070_737_2).abs() < 2e-5);
     assert!((got[7] - (-1.229_705_3)).abs() < 2e-5);
-    let easy = TargetCurve::arcface(m, true).eval::<B>(&t, &Default::default()).unwrap();
+    let easy = TargetCurve::arcface(m, true)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
     let want: Vec<f64> = t
         .iter()
-        .map(|&x| if x.cos() > 0.0 { (clamped_angle(x) + m).cos() } else { x.cos() })
+        .map(|&x| {
+            if x.cos() > 0.0 {
+                (clamped_angle(x) + m).cos()
+            } else {
+                x.cos()
+            }
+        })
         .collect();
     close(&easy[..4], &want[..4], 5e-5, "easy margin, cos > 0");
     close(&easy[5..], &want[5..], 5e-5, "easy margin, cos < 0");
@@ -85,18 +99,31 @@ fn sphereface_is_psi_and_its_lambda_blend() {
         8.0f64.cos() - 4.0,
         -(12.0f64.cos()) - 6.0,
     ];
-    let got = TargetCurve::sphereface(4, 0.0).eval::<B>(&t, &Default::default()).unwrap();
+    let got = TargetCurve::sphereface(4, 0.0)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
     close(&got, &want, 1e-4, "psi m=4");
-    let blend = TargetCurve::sphereface(4, 5.0).eval::<B>(&t, &Default::default()).unwrap();
-    let want5: Vec<f64> = t.iter().zip(&want).map(|(x, p)| (5.0 * x.cos() + p) / 6.0).collect();
+    let blend = TargetCurve::sphereface(4, 5.0)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
+    let want5: Vec<f64> = t
+        .iter()
+        .zip(&want)
+        .map(|(x, p)| (5.0 * x.cos() + p) / 6.0)
+        .collect();
     close(&blend, &want5, 1e-4, "sphereface lambda 5");
 }
 
 #[test]
 fn combined_margin() {
     let t = vec![0.0, 0.7, 1.4];
-    let got = TargetCurve::combined(1.0, 0.3, 0.2).eval::<B>(&t, &Default::default()).unwrap();
-    let want: Vec<f64> = t.iter().map(|&x| (clamped_angle(x) + 0.3).cos() - 0.2).collect();
+    let got = TargetCurve::combined(1.0, 0.3, 0.2)
+        .eval::<B>(&t, &Default::default())
+        .unwrap();
+    let want: Vec<f64> = t
+        .iter()
+        .map(|&x| (clamped_angle(x) + 0.3).cos() - 0.2)
+        .collect();
     close(&got, &want, 5e-5, "combined");
 }
 
@@ -110,22 +137,34 @@ fn boundaries_in_angle_space() {
     let device = Default::default();
     let arc = MarginPanel::compute::<B>("a", &TargetCurve::arcface(0.5, false), &device).unwrap();
     for &(a, b) in arc.boundary.iter().filter(|p| p.0 > 1.0 && p.0 < 140.0) {
-        assert!((b - (a + 0.5f64.to_degrees())).abs() < 0.05, "arcface ({a}, {b})");
+        assert!(
+            (b - (a + 0.5f64.to_degrees())).abs() < 0.05,
+            "arcface ({a}, {b})"
+        );
     }
     let sph = MarginPanel::compute::<B>("s", &TargetCurve::sphereface(4, 0.0), &device).unwrap();
     for &(a, b) in sph.boundary.iter().filter(|p| p.0 > 1.0 && p.0 < 44.0) {
         assert!((b - 4.0 * a).abs() < 0.1, "sphereface ({a}, {b})");
     }
     // Past 45 degrees psi < -1: class 1 never wins, the boundary is the top edge.
-    assert!(sph.boundary.iter().filter(|p| p.0 > 46.0).all(|p| p.1 == 180.0));
+    assert!(sph
+        .boundary
+        .iter()
+        .filter(|p| p.0 > 46.0)
+        .all(|p| p.1 == 180.0));
     let soft = MarginPanel::compute::<B>("c", &TargetCurve::cosine(), &device).unwrap();
     for &(a, b) in &soft.boundary {
-        assert!((a - b).abs() < 0.05, "softmax boundary is the diagonal ({a}, {b})");
+        assert!(
+            (a - b).abs() < 0.05,
+            "softmax boundary is the diagonal ({a}, {b})"
+        );
     }
     let fig = DecisionMarginFigure::compute::<B>(&device).unwrap();
     assert_eq!(fig.panels.len(), 4);
     let poly = fig.panels[2].margin_polygon();
-    assert!(poly.iter().all(|p| (0.0..=180.0).contains(&p.0) && (0.0..=180.0).contains(&p.1)));
+    assert!(poly
+        .iter()
+        .all(|p| (0.0..=180.0).contains(&p.0) && (0.0..=180.0).contains(&p.1)));
 }
 
 #[test]
@@ -145,6 +184,11 @@ fn adacos_probability_by_hand() {
 #[test]
 fn grid_is_inclusive() {
     let g = angle_grid(0.0, PI, 5);
-    close(&g, &[0.0, PI / 4.0, PI / 2.0, 3.0 * PI / 4.0, PI], 1e-15, "grid");
+    close(
+        &g,
+        &[0.0, PI / 4.0, PI / 2.0, 3.0 * PI / 4.0, PI],
+        1e-15,
+        "grid",
+    );
     assert!(angle_grid(0.0, 1.0, 0).is_empty());
 }

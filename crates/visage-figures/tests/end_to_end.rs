@@ -34,8 +34,16 @@ fn write_split(dir: &Path, split: &str, count: usize) {
         let shift = 6 + (i / 2) % 14;
         for y in 0..28usize {
             for x in 0..28usize {
-                let on = if class == 0 { x.abs_diff(shift) < 3 } else { y.abs_diff(shift) < 3 };
-                images.push(if on { 230 } else { ((x * 7 + y * 3 + i) % 40) as u8 });
+                let on = if class == 0 {
+                    x.abs_diff(shift) < 3
+                } else {
+                    y.abs_diff(shift) < 3
+                };
+                images.push(if on {
+                    230
+                } else {
+                    ((x * 7 + y * 3 + i) % 40) as u8
+                });
             }
         }
         labels.push(class as u8);
@@ -63,7 +71,11 @@ fn tiny_runs(data: &Path, names: &[&str]) -> Vec<RunSpec> {
 
 fn assert_png(path: &Path) -> (u32, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "{} is not a PNG", path.display());
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
     let img = image::load_from_memory(&bytes).unwrap();
     assert!(img.width() > 100 && img.height() > 100);
     // Not blank: a drawn figure has many non-white pixels.
@@ -75,7 +87,11 @@ fn assert_png(path: &Path) -> (u32, u32) {
 
 fn assert_svg(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert!(text.contains("<svg") && text.trim_end().ends_with("</svg>"), "{}", path.display());
+    assert!(
+        text.contains("<svg") && text.trim_end().ends_with("</svg>"),
+        "{}",
+        path.display()
+    );
     assert!(text.contains("<text"), "{} has no text", path.display());
 }
 
@@ -89,7 +105,16 @@ fn tiny_figures_run_writes_every_figure() {
     let out = root.join("out");
     let job = FiguresJob {
         out: out.clone(),
-        runs: tiny_runs(&data, &["softmax", "center-1e-2", "cosface-m0.1", "normface-3d", "toy-arcface"]),
+        runs: tiny_runs(
+            &data,
+            &[
+                "softmax",
+                "center-1e-2",
+                "cosface-m0.1",
+                "normface-3d",
+                "toy-arcface",
+            ],
+        ),
         only: Only::All,
         sheet: SheetLayout {
             columns: 2,
@@ -100,7 +125,8 @@ fn tiny_figures_run_writes_every_figure() {
     };
     assert_eq!(job.runs.len(), 5);
     let mut lines = Vec::new();
-    let summary = run_figures::<B>(&job, &Default::default(), |l| lines.push(l.to_string())).unwrap();
+    let summary =
+        run_figures::<B>(&job, &Default::default(), |l| lines.push(l.to_string())).unwrap();
     assert_eq!(summary.analytic.len(), 3);
     for png in &summary.analytic {
         assert_png(png);
@@ -110,9 +136,14 @@ fn tiny_figures_run_writes_every_figure() {
     assert_eq!(summary.runs.len(), 5);
     for run in &summary.runs {
         assert_png(&run.figure);
-        assert_eq!(run.figure.file_name().unwrap().to_string_lossy(), format!("{}.png", run.name));
+        assert_eq!(
+            run.figure.file_name().unwrap().to_string_lossy(),
+            format!("{}.png", run.name)
+        );
         assert_svg(&run.figure.with_extension("svg"));
-        let acc = run.test_accuracy.expect("classification heads have an accuracy");
+        let acc = run
+            .test_accuracy
+            .expect("classification heads have an accuracy");
         assert!((0.0..=1.0).contains(&acc));
         // The title says the loss, its settings and the accuracy.
         let svg = std::fs::read_to_string(run.figure.with_extension("svg")).unwrap();
@@ -154,7 +185,10 @@ fn missing_data_folder_is_named() {
     let root = temp_dir("missing");
     let runs = preset_runs(Preset::Cpu, &root.join("no-such-folder")).unwrap();
     let e = check_data(&runs).unwrap_err().to_string();
-    assert!(e.contains("no-such-folder") && e.contains("not a folder"), "{e}");
+    assert!(
+        e.contains("no-such-folder") && e.contains("not a folder"),
+        "{e}"
+    );
     // A folder without the test split names the missing file.
     let data = root.join("half");
     std::fs::create_dir_all(&data).unwrap();

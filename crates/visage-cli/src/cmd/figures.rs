@@ -70,7 +70,9 @@ struct FiguresWork(FiguresJob);
 impl BackendJob for FiguresWork {
     type Output = FiguresSummary;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<FiguresSummary> {
-        Ok(run_figures::<B>(&self.0, &device, |line| eprintln!("{line}"))?)
+        Ok(run_figures::<B>(&self.0, &device, |line| {
+            eprintln!("{line}")
+        })?)
     }
 }
 
@@ -88,8 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(OnlyArg::Features) => Only::Features,
     };
     let mut runs = match &args.config {
-        Some(path) => vec![config_run(path, preset)
-            .with_context(|| format!("--config {}", path.display()))?],
+        Some(path) => {
+            vec![config_run(path, preset).with_context(|| format!("--config {}", path.display()))?]
+        }
         None => preset_runs(preset, &args.data)?,
     };
     if !args.runs.is_empty() {
@@ -121,7 +124,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "visage figures: {} runs ({preset:?} preset, {jobs} at a time) on {} -> {}",
-        if only == Only::Analytic { 0 } else { runs.len() },
+        if only == Only::Analytic {
+            0
+        } else {
+            runs.len()
+        },
         args.backend,
         args.out.display()
     );
@@ -148,7 +155,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if !summary.failed.is_empty() {
         let names: Vec<&str> = summary.failed.iter().map(|f| f.0.as_str()).collect();
-        anyhow::bail!("{} runs failed: {} (see above)", names.len(), names.join(", "));
+        anyhow::bail!(
+            "{} runs failed: {} (see above)",
+            names.len(),
+            names.join(", ")
+        );
     }
     Ok(())
 }
