@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's tasks (test, train, zoo, eval, bench), so that the README's commands
+//! `cargo xtask`: the project's tasks (test, train, eval, parity, zoo, figures, bench), so that the README's commands
 //! stay short and CI runs exactly what a developer runs.
 
 use std::path::PathBuf;
@@ -67,6 +67,16 @@ enum Task {
         #[arg(long, default_value = "cpu")]
         preset: String,
         /// Extra arguments for `visage zoo` (e.g. `--steps 300 --out runs/zoo-300`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// The papers' figures: build `visage` in release with the backend's feature and run
+    /// `visage figures` (the cpu preset on CPU backends, the full one on wgpu and cuda).
+    Figures {
+        /// Backend to train on.
+        #[arg(long, value_enum, default_value_t = DEFAULT_BACKEND)]
+        backend: Backend,
+        /// Extra arguments for `visage figures` (e.g. `--out figures --only analytic`).
         #[arg(last = true)]
         extra: Vec<String>,
     },
@@ -268,6 +278,12 @@ fn parity(
     run(c)
 }
 
+fn figures(backend: Backend, extra: Vec<String>) -> anyhow::Result<()> {
+    let mut c = visage_release(backend, "figures");
+    c.args(extra);
+    run(c)
+}
+
 fn bench(which: Bench, backends: Vec<Backend>) -> anyhow::Result<()> {
     let mut c = cargo();
     c.args(["bench", "-p", which.package(), "--bench", which.name()]);
@@ -302,6 +318,7 @@ fn main() -> ExitCode {
             release,
             extra,
         } => parity(config, backends, steps, report, all_heads, release, extra),
+        Task::Figures { backend, extra } => figures(backend, extra),
         Task::Bench { which, backends } => bench(which, backends),
     };
     match result {

@@ -40,6 +40,8 @@ enum Command {
     Parity(cmd::parity::Args),
     /// Train every loss on one budget and tabulate held-out verification (the loss zoo).
     Zoo(cmd::zoo::Args),
+    /// The face-loss papers' figures for your settings: feature spaces, margins, curves.
+    Figures(cmd::figures::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,5 +57,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => cmd::train::run(args),
         Command::Parity(args) => cmd::parity::run(args),
         Command::Zoo(args) => cmd::zoo::run(args),
+        Command::Figures(args) => cmd::figures::run(args),
     }
 }

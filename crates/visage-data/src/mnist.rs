@@ -126,6 +126,38 @@ impl Mnist {
         })
     }
 
+    /// The images and labels files of one split (`"train"` or `"t10k"`) of an MNIST-format
+    /// folder: `{split}-images-idx3-ubyte[.gz]` (or `{split}-images.idx3-ubyte`) and the
+    /// matching labels file. Errors name the folder and the file that is missing.
+    pub fn split_files(dir: &Path, split: &str) -> Result<(PathBuf, PathBuf)> {
+        if !dir.is_dir() {
+            return Err(DataError::format(
+                dir,
+                "not a folder (expected an MNIST-format folder with IDX files)",
+            ));
+        }
+        let images = [
+            format!("{split}-images-idx3-ubyte.gz"),
+            format!("{split}-images-idx3-ubyte"),
+            format!("{split}-images.idx3-ubyte"),
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.exists())
+        .ok_or_else(|| DataError::format(dir, format!("no {split}-images-idx3-ubyte[.gz]")))?;
+        let labels = Self::labels_path_for(&images)
+            .filter(|p| p.exists())
+            .ok_or_else(|| DataError::format(dir, format!("no {split}-labels-idx1-ubyte[.gz]")))?;
+        Ok((images, labels))
+    }
+
+    /// Opens one split (`"train"` or `"t10k"`) of an MNIST-format folder
+    /// (see [`Mnist::split_files`]).
+    pub fn open_split(dir: &Path, split: &str) -> Result<Self> {
+        let (images, labels) = Self::split_files(dir, split)?;
+        Self::open(&images, &labels)
+    }
+
     /// The usual labels file next to an images file: `*-images-idx3-ubyte*` ->
     /// `*-labels-idx1-ubyte*`, `*-images.idx3-ubyte` -> `*-labels.idx1-ubyte`.
     pub fn labels_path_for(images: &Path) -> Option<PathBuf> {

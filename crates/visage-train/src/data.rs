@@ -59,29 +59,12 @@ pub fn open_training(data: &DataConfig) -> Result<Box<dyn SampleSource>, TrainEr
         DataKind::Recordio => Box::new(RecordIo::open(&path()?)?),
         DataKind::Mnist => {
             let dir = path()?;
-            let images = [
-                "train-images-idx3-ubyte.gz",
-                "train-images-idx3-ubyte",
-                "train-images.idx3-ubyte",
-            ]
-            .iter()
-            .map(|n| dir.join(n))
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                TrainError::config(
-                    "data.path",
-                    format!("{}: no train-images-idx3-ubyte[.gz]", dir.display()),
-                )
-            })?;
-            let labels = Mnist::labels_path_for(&images)
-                .filter(|p| p.exists())
-                .ok_or_else(|| {
-                    TrainError::config(
-                        "data.path",
-                        format!("{}: no train-labels-idx1-ubyte[.gz]", dir.display()),
-                    )
-                })?;
-            Box::new(Mnist::open(&images, &labels)?)
+            Box::new(Mnist::open_split(&dir, "train").map_err(|e| match e {
+                visage_data::DataError::Format { path, what } if path == dir => {
+                    TrainError::config("data.path", format!("{}: {what}", dir.display()))
+                }
+                other => other.into(),
+            })?)
         }
     };
     if source.is_empty() {

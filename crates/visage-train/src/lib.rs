@@ -16,9 +16,11 @@ pub mod schedule;
 pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod checkpoint;
+pub mod trained;
 pub mod trainer;
 pub mod zoo;
 
+pub use trained::load_trained;
 pub use trainer::{
     config_fingerprint, init_model, load_model, save_model, train, TrainOptions, TrainSummary,
     Trainee,

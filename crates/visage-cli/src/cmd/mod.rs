@@ -4,6 +4,7 @@ pub mod align;
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod figures;
 pub mod head;
 pub mod identify;
 pub mod parity;

@@ -13,8 +13,9 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
-use visage_train::checkpoint::list_checkpoints;
-use visage_train::{init_model, load_model, save_model, train, TrainConfig, TrainOptions, Trainee};
+use visage_train::{
+    init_model, load_model, load_trained, save_model, train, TrainConfig, TrainOptions, Trainee,
+};
 
 use crate::backend::BackendJob;
 use crate::tensor_file::HostTensor;
@@ -261,10 +262,7 @@ impl BackendJob for TrainStepsJob {
         };
         let summary = train::<B>(&self.config, &self.run_dir, &options, &device)?;
         let losses: Vec<f32> = summary.losses.iter().map(|(_, l)| *l as f32).collect();
-        let (_, last) = list_checkpoints(&self.run_dir)
-            .pop()
-            .with_context(|| format!("{}: no final checkpoint", self.run_dir.display()))?;
-        let model = read_model::<B>(&self.config, self.classes, &last.join("model.bin"), &device)?;
+        let model = load_trained::<B>(&self.config, &self.run_dir, self.classes, &device)?;
         let mut result = parameter_values(&model, "weight.")?;
         let steps = losses.len();
         result.insert("loss".into(), HostTensor::F32(losses, vec![steps]));
