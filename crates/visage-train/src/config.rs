@@ -358,6 +358,12 @@ pub struct LoopConfig {
     /// Log a line (and a `metrics.jsonl` record) every N steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// Start the backbone from this Burn record (another run's `backbone.bin`, same
+    /// backbone table) instead of its random initialisation: fine-tuning, e.g. a normalised
+    /// loss started from a softmax-trained network as NormFace did. The head and the
+    /// optimiser state start fresh. Unset: random initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_backbone: Option<PathBuf>,
 }
 
 fn default_keep() -> usize {
@@ -432,6 +438,17 @@ impl TrainConfig {
 
     /// Checks everything that does not need the data: values in range, keys that go together.
     pub fn validate_static(&self) -> Result<(), TrainError> {
+        if let Some(path) = &self.train.init_backbone {
+            if !path.is_file() {
+                return Err(TrainError::config(
+                    "train.init_backbone",
+                    format!(
+                        "{} does not exist (a run's backbone.bin was expected)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         let d = &self.data;
         match d.kind {
             DataKind::Synthetic => {

@@ -15,11 +15,13 @@ pub mod schedule;
 
 pub use config::TrainConfig;
 pub use error::TrainError;
+pub mod backbone_record;
 pub mod checkpoint;
 pub mod trained;
 pub mod trainer;
 pub mod zoo;
 
+pub use backbone_record::load_backbone;
 pub use trained::load_trained;
 pub use trainer::{
     config_fingerprint, init_model, load_model, save_model, train, TrainOptions, TrainSummary,

@@ -23,6 +23,7 @@ use visage_heads::{
     CenterLoss, CenterLossConfig, Contrastive, ContrastiveConfig, Head, HeadKind, HeadState,
 };
 
+use crate::backbone_record::load_backbone;
 use crate::checkpoint::{list_checkpoints, prune, read_state, write_checkpoint, CheckpointState};
 use crate::config::{CenterAux, SamplerKind, TrainConfig};
 use crate::data::{open_eval, open_training};
@@ -328,6 +329,8 @@ pub fn train<B: AutodiffBackend>(
     let mut model = init_model::<B>(config, classes, device)?;
     if let (false, Some(path)) = (options.resume, &options.initial_model) {
         model = load_model(model, path, device)?;
+    } else if let (false, Some(path)) = (options.resume, &config.train.init_backbone) {
+        model.backbone = load_backbone(model.backbone, path, device)?;
     }
     let contrastive_aux: Option<(f64, Contrastive)> = match config.head.contrastive {
         Some(c) => Some((

@@ -279,3 +279,78 @@ fn an_initial_model_round_trips_and_starts_the_run() {
     .to_string();
     assert!(err.contains("nope.bin"), "{err}");
 }
+
+fn backbone_embed(config: &TrainConfig, record: &std::path::Path) -> Vec<f32> {
+    let device = Default::default();
+    let model = config.backbone.init::<Flex>(&device).unwrap();
+    let model = visage_train::load_backbone(model, record, &device).unwrap();
+    let x = burn::tensor::Tensor::<Flex, 4>::ones([2, 3, 28, 28], &device);
+    model.forward(x).into_data().into_vec::<f32>().unwrap()
+}
+
+#[test]
+fn init_backbone_starts_from_another_runs_network() {
+    // A softmax run, then an ArcFace run from its backbone with a learning rate too small
+    // to move it: the second run's backbone is the first's; without `init_backbone` it is
+    // the random initialisation, far from it.
+    let first = config("kind = \"softmax\"", "steps = 2");
+    let first_dir = tmp("init-backbone-first");
+    run(&first, &first_dir, TrainOptions::default()).unwrap();
+    let record = first_dir.join("backbone.bin");
+    let trained = backbone_embed(&first, &record);
+
+    let arcface = "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2";
+    let mut second = config(arcface, "steps = 1\nseed = 5");
+    second.optim.lr = Some(1e-12);
+    second.train.init_backbone = Some(record.clone());
+    let second_dir = tmp("init-backbone-second");
+    run(&second, &second_dir, TrainOptions::default()).unwrap();
+    let started = backbone_embed(&second, &second_dir.join("backbone.bin"));
+    let scale = trained.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0);
+    for (a, b) in started.iter().zip(&trained) {
+        assert!((a - b).abs() <= 1e-5 * scale, "{a} vs {b}");
+    }
+    second.train.init_backbone = None;
+    let random_dir = tmp("init-backbone-random");
+    run(&second, &random_dir, TrainOptions::default()).unwrap();
+    let random = backbone_embed(&second, &random_dir.join("backbone.bin"));
+    let far = random
+        .iter()
+        .zip(&trained)
+        .any(|(a, b)| (a - b).abs() > 1e-2 * scale);
+    assert!(
+        far,
+        "the random start should differ from the trained network"
+    );
+
+    // Errors name the key or the file, and never panic: a missing file, a file that is not a
+    // record, a record of another layout (16-d embedding into an 8-d network).
+    second.train.init_backbone = Some(first_dir.join("nope.bin"));
+    let err = second.validate_static().unwrap_err().to_string();
+    assert!(
+        err.contains("train.init_backbone") && err.contains("nope.bin"),
+        "{err}"
+    );
+    let junk = first_dir.join("junk.bin");
+    std::fs::write(&junk, b"not a record").unwrap();
+    second.train.init_backbone = Some(junk);
+    let err = run(&second, &tmp("init-backbone-junk"), TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("junk.bin"), "{err}");
+    let mut narrow = config(arcface, "steps = 1");
+    narrow.backbone.embedding_dim = Some(8);
+    narrow.train.init_backbone = Some(record);
+    let err = run(
+        &narrow,
+        &tmp("init-backbone-narrow"),
+        TrainOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("backbone.bin") && err.contains("does not fit"),
+        "{err}"
+    );
+}

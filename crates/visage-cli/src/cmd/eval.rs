@@ -18,11 +18,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{bail, Context};
-use burn::module::Module;
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
-use visage_backbones::backbone::BackboneRecord;
 use visage_backbones::{
     expected_state_dict, load_state_dict, Backbone, BackboneConfig, BackboneKind, StateDict,
 };
@@ -317,57 +314,16 @@ fn check_sizes(samples: &[ImageSample], hw: [usize; 2], dataset: &Path) -> anyho
     Ok(())
 }
 
-/// Loads a Burn record into `model`, as an error (never a panic) when the record holds
-/// another backbone kind or a structure Burn cannot map onto this one.
+/// Loads a Burn record into `model` ([`visage_train::load_backbone`]), the error saying which
+/// flags to check.
 fn load_record<B: Backend>(
     model: Backbone<B>,
     path: &Path,
     kind: &str,
     device: &B::Device,
 ) -> anyhow::Result<Backbone<B>> {
-    let hint = "(check --backbone/--config, --embedding-dim, --in-channels, --input-size)";
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-    let record: BackboneRecord<B> = recorder.load(path.to_path_buf(), device).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: cannot read it as the Burn record of a {kind} backbone ({e}) {hint}",
-            path.display()
-        )
-    })?;
-    let record_kind = match &record {
-        BackboneRecord::LeNetPP(_) => "a lenet_pp",
-        BackboneRecord::SphereNet(_) => "a sphere net",
-        BackboneRecord::IResNet(_) => "an iresnet",
-        BackboneRecord::MobileFaceNet(_) => "a mobilefacenet",
-    };
-    let same_variant = matches!(
-        (&model, &record),
-        (Backbone::LeNetPP(_), BackboneRecord::LeNetPP(_))
-            | (Backbone::SphereNet(_), BackboneRecord::SphereNet(_))
-            | (Backbone::IResNet(_), BackboneRecord::IResNet(_))
-            | (Backbone::MobileFaceNet(_), BackboneRecord::MobileFaceNet(_))
-    );
-    if !same_variant {
-        bail!(
-            "{}: the Burn record holds {record_kind} backbone, not a {kind} one {hint}",
-            path.display()
-        );
-    }
-    // same kind: a different depth or layout may still trip Burn's loader; report it
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let loaded =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.load_record(record)));
-    std::panic::set_hook(hook);
-    loaded.map_err(|panic| {
-        let reason = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown reason".into());
-        anyhow::anyhow!(
-            "{}: the Burn record does not fit a {kind} backbone: {reason} {hint}",
-            path.display()
-        )
+    visage_train::load_backbone(model, path, device).with_context(|| {
+        format!("--weights for a {kind} backbone (check --backbone/--config, --embedding-dim, --in-channels, --input-size)")
     })
 }
 
