@@ -248,6 +248,18 @@ fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .unwrap_or_default()
 }
 
+/// `", from the <run> run's network"` for a run whose backbone started from another run's
+/// `backbone.bin` (named by that run's folder), else empty.
+fn started_from(config: &TrainConfig) -> String {
+    config
+        .train
+        .init_backbone
+        .as_ref()
+        .and_then(|p| p.parent()?.file_name())
+        .map(|run| format!(", from the {} run's network", run.to_string_lossy()))
+        .unwrap_or_default()
+}
+
 /// The model of a finished run of exactly `config` in `run_dir` (its `report.json` written,
 /// its last checkpoint of the same config fingerprint) and that run's training seconds.
 fn finished_run<B: Backend>(
@@ -338,9 +350,10 @@ pub fn train_run<B: AutodiffBackend>(
         name: name.to_string(),
         label: describe_loss(config),
         training: format!(
-            "{dim}-D, {steps} × {} on {} train images",
+            "{dim}-D, {steps} × {} on {} train images{}",
             config.train.batch_size,
-            source.len()
+            source.len(),
+            started_from(config)
         ),
         dim,
         class_names: class_names(config, classes),

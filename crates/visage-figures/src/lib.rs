@@ -22,6 +22,7 @@ pub mod feature_space;
 pub mod lines;
 pub mod pipeline;
 pub mod preset;
+pub mod queue;
 pub mod scatter;
 pub mod style;
 

@@ -3,7 +3,6 @@
 //! and times).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use crate::analytic::write_analytic;
 use crate::contact_sheet::{write_contact_sheet, SheetLayout};
 use crate::feature_space::train_run;
 use crate::preset::{figure_stem, RunSpec};
+use crate::queue::{with_start, Queue, Start};
 use crate::scatter::RunFigure;
 use crate::style::save_figure;
 use crate::FigureError;
@@ -45,8 +45,8 @@ pub struct FiguresJob {
     /// The contact sheet's layout.
     pub sheet: SheetLayout,
     /// Runs trained at the same time, each on its own thread (1: one after the other, the
-    /// same numbers every time; Burn's CPU backends here train one run on one core, so on
-    /// a CPU one job per core is fastest; the initialisations then depend on the threads'
+    /// same numbers every time; one small LeNets++ run leaves part of a CPU idle, so on a
+    /// CPU one job per core is fastest; the initialisations then depend on the threads'
     /// timing through the backend's shared random generator).
     pub jobs: usize,
 }
@@ -137,24 +137,33 @@ pub fn run_figures<B: AutodiffBackend>(
         let runs_dir = job.out.join("runs");
         let sheet = job.out.join("contact_sheet.png");
         let n = job.runs.len();
-        // Trained in priority order (one of each loss first), drawn in the runs' order.
+        // Trained in priority order (one of each loss first), drawn in the runs' order; a run
+        // that starts from another's backbone waits for it.
         let mut order: Vec<usize> = (0..n).collect();
         order.sort_by_key(|&i| job.runs[i].priority);
-        let next = AtomicUsize::new(0);
+        let queue = Queue::new(&job.runs, order);
         let done: Mutex<Vec<Option<RunRecord>>> = Mutex::new(vec![None; n]);
         let shared = Mutex::new((&mut summary, &mut progress));
         let stop: Mutex<Option<FigureError>> = Mutex::new(None);
+        let stopped = || stop.lock().map_or(true, |s| s.is_some());
         std::thread::scope(|scope| {
             for _ in 0..job.jobs.clamp(1, n.max(1)) {
                 scope.spawn(|| loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    if k >= n || stop.lock().map_or(true, |s| s.is_some()) {
+                    let Some(next) = queue.take(&stopped) else {
                         break;
-                    }
-                    let i = order[k];
-                    let run = &job.runs[i];
+                    };
+                    let (k, i) = (next.position, next.index);
                     let t = Instant::now();
-                    let drawn = train_run::<B>(run, &runs_dir, device).and_then(|features| {
+                    let drawn = match &next.start {
+                        Start::Failed(parent) => Err(FigureError::setting(
+                            format!("run {}", job.runs[i].name),
+                            format!("it starts from run {parent}, which failed"),
+                        )),
+                        start => with_start(&job.runs[i], &runs_dir, start)
+                            .and_then(|run| train_run::<B>(&run, &runs_dir, device)),
+                    }
+                    .and_then(|features| {
+                        let run = &job.runs[i];
                         let stem = figure_stem(&job.out, run);
                         let png = save_figure(&RunFigure { run: &features }, &stem)?;
                         Ok(RunRecord {
@@ -169,15 +178,20 @@ pub fn run_figures<B: AutodiffBackend>(
                             figure: png,
                         })
                     });
+                    let run = &job.runs[i];
+                    queue.finish(i, drawn.as_ref().ok().map(|r| r.reused));
                     let Ok(mut guard) = shared.lock() else { break };
                     let (summary, progress) = &mut *guard;
                     let record = match drawn {
                         Ok(record) => record,
                         // Bad input stops everything before time is spent on the others.
-                        Err(e @ (FigureError::Setting { .. } | FigureError::Data(_))) => {
+                        Err(e @ (FigureError::Setting { .. } | FigureError::Data(_)))
+                            if !matches!(next.start, Start::Failed(_)) =>
+                        {
                             if let Ok(mut s) = stop.lock() {
                                 *s = Some(e);
                             }
+                            queue.wake();
                             break;
                         }
                         Err(e) => {
@@ -215,6 +229,7 @@ pub fn run_figures<B: AutodiffBackend>(
                         if let Ok(mut s) = stop.lock() {
                             *s = Some(e);
                         }
+                        queue.wake();
                         break;
                     }
                 });

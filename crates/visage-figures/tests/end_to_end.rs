@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::backend::{Autodiff, Flex};
 use visage_figures::contact_sheet::SheetLayout;
 use visage_figures::pipeline::{check_data, run_figures, FiguresJob, Only};
-use visage_figures::preset::{preset_runs, Preset, RunSpec};
+use visage_figures::preset::{preset_runs, select_runs, Preset, RunSpec};
 use visage_figures::FigureError;
 
 type B = Autodiff<Flex>;
@@ -53,11 +53,8 @@ fn write_split(dir: &Path, split: &str, count: usize) {
 }
 
 fn tiny_runs(data: &Path, names: &[&str]) -> Vec<RunSpec> {
-    let mut runs: Vec<RunSpec> = preset_runs(Preset::Cpu, data)
-        .unwrap()
-        .into_iter()
-        .filter(|r| names.contains(&r.name.as_str()))
-        .collect();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut runs = select_runs(preset_runs(Preset::Cpu, data).unwrap(), &names).unwrap();
     for r in &mut runs {
         r.config.train.steps = Some(3);
         r.config.train.batch_size = 8;
@@ -123,7 +120,8 @@ fn tiny_figures_run_writes_every_figure() {
         },
         jobs: 2,
     };
-    assert_eq!(job.runs.len(), 5);
+    // toy-arcface brings toy-softmax, the run it starts from (cosface-m0.1 starts from softmax).
+    assert_eq!(job.runs.len(), 6);
     let mut lines = Vec::new();
     let summary =
         run_figures::<B>(&job, &Default::default(), |l| lines.push(l.to_string())).unwrap();
@@ -133,7 +131,7 @@ fn tiny_figures_run_writes_every_figure() {
         assert_svg(&png.with_extension("svg"));
         assert_eq!(png.extension().unwrap(), "png");
     }
-    assert_eq!(summary.runs.len(), 5);
+    assert_eq!(summary.runs.len(), 6);
     for run in &summary.runs {
         assert_png(&run.figure);
         assert_eq!(
@@ -154,13 +152,20 @@ fn tiny_figures_run_writes_every_figure() {
     let center = std::fs::read_to_string(out.join("center-1e-2.svg")).unwrap();
     assert!(center.contains("center loss λ = 0.01"));
     // One progress line per run, plus the analytic figures and the sheet.
-    assert_eq!(lines.iter().filter(|l| l.starts_with('[')).count(), 5);
+    assert_eq!(lines.iter().filter(|l| l.starts_with('[')).count(), 6);
     let (w, h) = assert_png(summary.contact_sheet.as_ref().unwrap());
     assert_eq!(w, 4 + 2 * (300 + 4));
     assert!(h > 3 * 100);
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("figures.json")).unwrap()).unwrap();
-    assert_eq!(json["runs"].as_array().unwrap().len(), 5);
+    assert_eq!(json["runs"].as_array().unwrap().len(), 6);
+    // A run started from another's network says so, and its config points at that network.
+    assert!(cosface.contains("from the softmax run"));
+    let toml = std::fs::read_to_string(out.join("runs/cosface-m0.1/config.toml")).unwrap();
+    assert!(
+        toml.contains("init_backbone") && toml.contains("softmax"),
+        "{toml}"
+    );
     assert!(summary.runs.iter().all(|r| !r.reused));
     // Drawing again reuses the finished runs (no training) and gives the same accuracies.
     let again = FiguresJob {

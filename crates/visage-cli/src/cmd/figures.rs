@@ -12,7 +12,7 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use visage_figures::contact_sheet::SheetLayout;
 use visage_figures::pipeline::{run_figures, FiguresJob, FiguresSummary, Only};
-use visage_figures::preset::{config_run, preset_runs, Preset};
+use visage_figures::preset::{config_run, preset_runs, select_runs, Preset};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 
@@ -56,11 +56,13 @@ pub struct Args {
     /// Draw one run of this training config (TOML, 2-D or 3-D embedding) instead of the preset.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Runs trained at once, one thread each (default: one per core on CPU backends, whose
-    /// training here uses one core; 1 on GPUs). `--jobs 1` gives the same numbers every time.
+    /// Runs trained at once, one thread each (default: one per core on CPU backends, where one
+    /// LeNets++ run keeps only about 1.3 of 2 cores busy; 1 on GPUs). `--jobs 1` gives the
+    /// same numbers every time.
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Runs of the preset to draw (comma-separated names, e.g. `softmax,arcface`; default all).
+    /// Runs of the preset to draw (comma-separated names, e.g. `softmax,arcface`; default all),
+    /// with the runs they start from (`arcface` starts from `softmax`).
     #[arg(long, value_delimiter = ',')]
     pub runs: Vec<String>,
 }
@@ -96,13 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => preset_runs(preset, &args.data)?,
     };
     if !args.runs.is_empty() {
-        let known: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
-        for name in &args.runs {
-            if !known.contains(name) {
-                anyhow::bail!("--runs: no run named `{name}` (runs: {})", known.join(", "));
-            }
-        }
-        runs.retain(|r| args.runs.contains(&r.name));
+        runs = select_runs(runs, &args.runs)?;
     }
     if only != Only::Analytic && args.config.is_none() && !args.data.is_dir() {
         anyhow::bail!(
