@@ -388,7 +388,7 @@ mod tests {
             from,
             [
                 "normface",
-                "cosface-m0.0",
+                "cosface-m0",
                 "cosface-m0.1",
                 "cosface-m0.2",
                 "arcface",
