@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 use visage_backbones::backbone::BackboneRecord;
 use visage_backbones::Backbone;
 
@@ -27,6 +28,22 @@ fn record_kind<B: Backend>(record: &BackboneRecord<B>) -> &'static str {
         BackboneRecord::IResNet(_) => "iresnet",
         BackboneRecord::MobileFaceNet(_) => "mobilefacenet",
     }
+}
+
+/// The shapes of a module's parameters, in module order.
+#[derive(Default)]
+struct Shapes(Vec<Vec<usize>>);
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.0.push(param.val().dims().to_vec());
+    }
+}
+
+fn shapes<B: Backend>(model: &Backbone<B>) -> Vec<Vec<usize>> {
+    let mut s = Shapes::default();
+    model.visit(&mut s);
+    s.0
 }
 
 /// Loads the Burn record at `path` (written by [`Module::save_file`] with full precision,
@@ -62,12 +79,13 @@ pub fn load_backbone<B: Backend>(
         )));
     }
     // Same kind: a different depth or layout may still trip Burn's loader, which panics.
+    let expected = shapes(&model);
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let loaded =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.load_record(record)));
     std::panic::set_hook(hook);
-    loaded.map_err(|panic| {
+    let loaded = loaded.map_err(|panic| {
         let reason = panic
             .downcast_ref::<String>()
             .cloned()
@@ -76,5 +94,20 @@ pub fn load_backbone<B: Backend>(
         failed(format!(
             "the record does not fit this {kind} backbone: {reason}"
         ))
-    })
+    })?;
+    // Burn loads a record of other widths without complaint: compare every shape.
+    let got = shapes(&loaded);
+    if got.len() != expected.len() {
+        return Err(failed(format!(
+            "the record does not fit this {kind} backbone: {} parameters where {} were expected",
+            got.len(),
+            expected.len()
+        )));
+    }
+    if let Some((e, g)) = expected.iter().zip(&got).find(|(e, g)| e != g) {
+        return Err(failed(format!(
+            "the record does not fit this {kind} backbone: a parameter of shape {g:?} where {e:?} was expected"
+        )));
+    }
+    Ok(loaded)
 }

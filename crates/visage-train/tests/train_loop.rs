@@ -300,7 +300,8 @@ fn init_backbone_starts_from_another_runs_network() {
     let trained = backbone_embed(&first, &record);
 
     let arcface = "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2";
-    let mut second = config(arcface, "steps = 1\nseed = 5");
+    let mut second = config(arcface, "steps = 1");
+    second.train.seed = 5;
     second.optim.lr = Some(1e-12);
     second.train.init_backbone = Some(record.clone());
     let second_dir = tmp("init-backbone-second");
