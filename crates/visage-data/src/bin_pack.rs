@@ -37,10 +37,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Lowercase hex SHA-256 of a file, streamed.
+/// Lowercase hex SHA-256 of a file, streamed; a non-regular file (FIFO, device, folder) is
+/// refused before it is opened.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let (mut f, _) = crate::read::open_regular(path, u64::MAX)?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -132,9 +133,10 @@ fn numpy_array(v: &Value, path: &Path, what: &str) -> Result<(String, Vec<u8>)> 
 }
 
 impl BinPack {
-    /// Reads and parses the pack at `path`.
+    /// Reads and parses the pack at `path` (a regular file of at most
+    /// [`crate::read::MAX_BIN_BYTES`]).
     pub fn open(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+        let bytes = crate::read::read_regular(path, crate::read::MAX_BIN_BYTES)?;
         Self::from_bytes(&bytes, path)
     }
 

@@ -35,6 +35,23 @@ pub enum DataError {
         /// The decoder's message.
         message: String,
     },
+    /// A sample's label lies outside the class count the data's metadata gives (a `property`
+    /// file, a header record): found before training, not as a panic in the middle of it.
+    #[error(
+        "{path}: {record}: label {label} is outside the {classes} classes given by {counted_by}"
+    )]
+    Label {
+        /// The data file.
+        path: PathBuf,
+        /// Which record or sample.
+        record: String,
+        /// The label found.
+        label: usize,
+        /// The class count.
+        classes: usize,
+        /// Where the class count comes from.
+        counted_by: String,
+    },
     /// A caller passed an argument outside its domain.
     #[error("invalid argument: {0}")]
     Invalid(String),

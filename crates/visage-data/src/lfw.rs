@@ -60,14 +60,14 @@ fn find_image(root: &Path, name: &str, number: usize) -> Option<PathBuf> {
 impl Lfw {
     /// Opens an LFW directory: the pairs file is `dir/pairs.txt` or `dir/../pairs.txt`; the
     /// identity folders are in `dir` or in one of `dir/lfw`, `dir/lfw_funneled`,
-    /// `dir/lfw-deepfunneled`.
+    /// `dir/lfw-deepfunneled`. A `pairs.txt` that exists but is not a regular file (a
+    /// folder, a FIFO) is an error naming it, not skipped.
     pub fn open(dir: &Path) -> Result<Self> {
         let pairs_file = [dir.join("pairs.txt"), dir.join("..").join("pairs.txt")]
             .into_iter()
-            .find(|p| p.is_file())
+            .find(|p| std::fs::metadata(p).is_ok())
             .ok_or_else(|| DataError::format(dir, "no pairs.txt in the directory or its parent"))?;
-        let text =
-            std::fs::read_to_string(&pairs_file).map_err(|e| DataError::io(&pairs_file, e))?;
+        let text = crate::read::read_regular_text(&pairs_file, crate::read::MAX_TEXT_BYTES)?;
         let first_name = text
             .lines()
             .nth(1)
@@ -87,9 +87,11 @@ impl Lfw {
         Self::open_with(&images_root, &pairs_file)
     }
 
-    /// Reads `pairs_file` and resolves every image under `images_root`.
+    /// Reads `pairs_file` (a regular file of at most [`crate::read::MAX_TEXT_BYTES`]) and
+    /// resolves every image under `images_root`. The header's pair count is checked (no
+    /// overflow) against the lines the file holds before anything is allocated for it.
     pub fn open_with(images_root: &Path, pairs_file: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(pairs_file).map_err(|e| DataError::io(pairs_file, e))?;
+        let text = crate::read::read_regular_text(pairs_file, crate::read::MAX_TEXT_BYTES)?;
         let mut lines = text
             .lines()
             .enumerate()
@@ -105,7 +107,7 @@ impl Lfw {
                 x.parse().map_err(|_| {
                     bad(
                         hn,
-                        format!("header {header:?}: expected `folds\\tpairs_per_fold`"),
+                        format!("header {header:?}: expected `folds\\tpairs_per_fold` (two non-negative integers)"),
                     )
                 })
             })
@@ -142,7 +144,29 @@ impl Lfw {
                 path,
             })
         };
-        let mut pairs = Vec::with_capacity(folds * per_fold * 2);
+        let lines: Vec<(usize, &str)> = lines.collect();
+        let declared = match folds.checked_mul(per_fold).and_then(|x| x.checked_mul(2)) {
+            Some(d) if d <= lines.len() => d,
+            Some(d) => {
+                return Err(DataError::format(
+                    pairs_file,
+                    format!(
+                        "header declares {folds} folds x 2 x {per_fold} = {d} pairs, the file lists {}",
+                        lines.len()
+                    ),
+                ))
+            }
+            None => {
+                return Err(bad(
+                    hn,
+                    format!(
+                        "header declares {folds} folds x 2 x {per_fold} pairs, more than a count can hold; the file lists {}",
+                        lines.len()
+                    ),
+                ))
+            }
+        };
+        let mut pairs = Vec::with_capacity(declared);
         for (n, line) in lines {
             let f: Vec<&str> = line.split_whitespace().collect();
             let pair = match f.as_slice() {
@@ -167,12 +191,11 @@ impl Lfw {
             };
             pairs.push(pair);
         }
-        if pairs.len() != folds * per_fold * 2 {
+        if pairs.len() != declared {
             return Err(DataError::format(
                 pairs_file,
                 format!(
-                    "header declares {folds} folds x 2 x {per_fold} = {} pairs, the file lists {}",
-                    folds * per_fold * 2,
+                    "header declares {folds} folds x 2 x {per_fold} = {declared} pairs, the file lists {}",
                     pairs.len()
                 ),
             ));

@@ -39,6 +39,7 @@ pub mod mnist;
 pub mod pairs;
 pub mod pickle;
 pub mod recordio;
+pub mod read;
 pub mod rng;
 pub mod sample;
 pub mod sampler;

@@ -5,6 +5,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
+use crate::read::{read_regular, MAX_IDX_BYTES};
 use crate::sample::ImageSample;
 use crate::source::SampleSource;
 
@@ -13,18 +14,80 @@ pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic of an IDX file of u8 labels (1 dimension).
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// Reads `path`, gunzipping when it starts with the gzip magic 1f 8b.
+/// Reads the IDX file `path` (a regular file of at most [`MAX_IDX_BYTES`]), gunzipping it when
+/// it starts with the gzip magic 1f 8b (see [`gunzip_idx`]).
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let raw = read_regular(path, MAX_IDX_BYTES)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
-        Ok(out)
+        gunzip_idx(&raw, path)
     } else {
         Ok(raw)
     }
+}
+
+/// Bytes per element of an IDX type code (the magic's third byte), `None` for unknown codes.
+fn idx_element_size(code: u8) -> Option<u64> {
+    match code {
+        0x08 | 0x09 => Some(1),
+        0x0B => Some(2),
+        0x0C | 0x0D => Some(4),
+        0x0E => Some(8),
+        _ => None,
+    }
+}
+
+/// Reads from `r` into `out` until it holds `n` bytes or the stream ends.
+fn read_up_to(r: &mut impl Read, out: &mut Vec<u8>, n: u64, path: &Path) -> Result<()> {
+    let want = n.saturating_sub(out.len() as u64);
+    r.take(want)
+        .read_to_end(out)
+        .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+    Ok(())
+}
+
+/// Decompresses a gzip'd IDX file (one or more gzip members), never past what the format
+/// needs: the IDX header is decompressed first, and the rest is read only up to the size that
+/// header announces (itself at most [`MAX_IDX_BYTES`]); a stream that decompresses to more is
+/// an error, so a small file cannot expand into unbounded memory. A header with an unknown type
+/// code, or a stream shorter than its header, is returned as is for the parser to report.
+pub fn gunzip_idx(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let mut dec = flate2::read::MultiGzDecoder::new(raw);
+    let mut out = Vec::new();
+    read_up_to(&mut dec, &mut out, 4, path)?;
+    if out.len() < 4 {
+        return Ok(out);
+    }
+    let Some(element) = idx_element_size(out[2]) else {
+        return Ok(out);
+    };
+    let ndims = out[3] as u64;
+    let header = 4 + 4 * ndims;
+    read_up_to(&mut dec, &mut out, header, path)?;
+    if (out.len() as u64) < header {
+        return Ok(out);
+    }
+    let mut total = Some(element);
+    for d in out[4..header as usize].chunks_exact(4) {
+        let d = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as u64;
+        total = total.and_then(|t| t.checked_mul(d));
+    }
+    let total = total
+        .and_then(|t| t.checked_add(header))
+        .filter(|&t| t <= MAX_IDX_BYTES)
+        .ok_or_else(|| {
+            DataError::format(
+                path,
+                format!("the gzip'd IDX header announces more than the {MAX_IDX_BYTES}-byte limit"),
+            )
+        })?;
+    read_up_to(&mut dec, &mut out, total + 1, path)?;
+    if out.len() as u64 > total {
+        return Err(DataError::format(
+            path,
+            format!("the gzip stream decompresses past the {total} bytes its IDX header announces"),
+        ));
+    }
+    Ok(out)
 }
 
 fn be_u32(bytes: &[u8], offset: usize, path: &Path, field: &str) -> Result<u32> {
@@ -54,6 +117,12 @@ pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, usize, us
     let count = be_u32(bytes, 4, path, "image count")? as usize;
     let rows = be_u32(bytes, 8, path, "rows")? as usize;
     let cols = be_u32(bytes, 12, path, "cols")? as usize;
+    if rows == 0 || cols == 0 {
+        return Err(DataError::format(
+            path,
+            format!("header says images of {rows}x{cols} pixels: an image needs at least one row and one column"),
+        ));
+    }
     let need = count as u128 * rows as u128 * cols as u128;
     let have = bytes.len() as u128 - 16;
     if need != have {

@@ -8,6 +8,9 @@ use crate::error::{DataError, Result};
 use crate::rng::SplitMix64;
 use crate::sample::{write_atomic, ImageSample};
 
+/// Most pairs a drawn list may hold (16 Mi).
+pub const MAX_PAIRS: u64 = 1 << 24;
+
 /// One image reference inside a pair list: identity position and 0-based image index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ImageRef {
@@ -47,6 +50,7 @@ impl PairList {
     /// identities of `images_per_identity` images each, deterministically from `seed`.
     /// Genuine pairs use two different images of one identity; impostor pairs two different
     /// identities. No pair is repeated within the list when enough distinct pairs exist.
+    /// More than [`MAX_PAIRS`] pairs, or counts whose product overflows, are errors.
     pub fn draw(
         identities: usize,
         images_per_identity: usize,
@@ -59,14 +63,24 @@ impl PairList {
                 "pairs need at least 2 identities of at least 2 images (got {identities} x {images_per_identity})"
             )));
         }
+        let total = (folds as u64)
+            .checked_mul(per_fold as u64)
+            .filter(|&t| t.saturating_mul(2) <= MAX_PAIRS)
+            .ok_or_else(|| {
+                DataError::Invalid(format!(
+                    "{folds} folds x 2 x {per_fold} pairs is more than the {MAX_PAIRS} pairs allowed"
+                ))
+            })?;
         let mut r = SplitMix64::from_parts(&[seed, 0x9A1B5]);
         let mut seen = std::collections::HashSet::new();
         let n = images_per_identity as u64;
-        let genuine_space = identities as u64 * n * (n - 1) / 2;
-        let impostor_space = (identities as u64 * (identities as u64 - 1) / 2) * n * n;
-        let total = folds as u64 * per_fold as u64;
-        let unique = total <= genuine_space / 2 && total <= impostor_space / 2;
-        let mut pairs = Vec::with_capacity(folds * per_fold * 2);
+        let (ids, n128) = (identities as u128, n as u128);
+        let genuine_space = ids.saturating_mul(n128).saturating_mul(n128 - 1) / 2;
+        let impostor_space = (ids.saturating_mul(ids - 1) / 2)
+            .saturating_mul(n128)
+            .saturating_mul(n128);
+        let unique = total as u128 <= genuine_space / 2 && total as u128 <= impostor_space / 2;
+        let mut pairs = Vec::with_capacity(2 * total as usize);
         for _ in 0..folds {
             for same in [true, false] {
                 let mut k = 0;

@@ -61,9 +61,34 @@ impl Value {
     }
 }
 
+/// Deepest nesting of containers a pickle may build (`.bin` packs need 5 levels); deeper
+/// input is refused instead of overflowing the stack when the value is cloned or dropped.
+pub const MAX_DEPTH: usize = 100;
+/// Values a pickle may materialise beyond 8x its own size, in bytes (memo references copy
+/// values, so a few hundred bytes could otherwise build gigabytes).
+pub const EXTRA_BUDGET: u64 = 64 << 20;
+/// Cost of one value node against the budget, in bytes.
+const NODE_COST: u64 = 48;
+
+/// Nesting depth and materialised size of a value on the stack or in the memo.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    depth: usize,
+    cost: u64,
+}
+
+impl Meta {
+    fn leaf(bytes: usize) -> Self {
+        Self {
+            depth: 1,
+            cost: NODE_COST + bytes as u64,
+        }
+    }
+}
+
 enum Item {
     Mark,
-    Val(Value),
+    Val(Value, Meta),
 }
 
 struct Machine<'a> {
@@ -71,7 +96,10 @@ struct Machine<'a> {
     pos: usize,
     path: &'a Path,
     stack: Vec<Item>,
-    memo: std::collections::HashMap<u64, Value>,
+    memo: std::collections::HashMap<u64, (Value, Meta)>,
+    /// Bytes materialised so far (new values and copies), against `budget`.
+    spent: u64,
+    budget: u64,
 }
 
 impl Machine<'_> {
@@ -121,13 +149,64 @@ impl Machine<'_> {
         Ok(s)
     }
 
-    fn push(&mut self, v: Value) {
-        self.stack.push(Item::Val(v));
+    /// Counts `cost` materialised bytes against the budget.
+    fn charge(&mut self, cost: u64, at: usize) -> Result<()> {
+        self.spent = self.spent.saturating_add(cost);
+        if self.spent > self.budget {
+            return Err(self.err(
+                at,
+                format!(
+                    "the pickle builds more than {} bytes of values from {} bytes of file (memo copies multiply it): refused",
+                    self.budget,
+                    self.data.len()
+                ),
+            ));
+        }
+        Ok(())
     }
 
-    fn pop(&mut self, at: usize, op: &str) -> Result<Value> {
+    /// The meta of a container holding values of `children` metas, checked against
+    /// [`MAX_DEPTH`] (the container node itself is charged by the caller).
+    fn parent(&self, children: impl Iterator<Item = Meta>, at: usize, op: &str) -> Result<Meta> {
+        let mut m = Meta::leaf(0);
+        for c in children {
+            m.depth = m.depth.max(c.depth + 1);
+            m.cost += c.cost;
+        }
+        self.check_depth(m, at, op)
+    }
+
+    fn check_depth(&self, m: Meta, at: usize, op: &str) -> Result<Meta> {
+        if m.depth > MAX_DEPTH {
+            return Err(self.err(
+                at,
+                format!(
+                    "{op} nests values {} levels deep, more than the {MAX_DEPTH} allowed",
+                    m.depth
+                ),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// Pushes a new leaf value holding `bytes` bytes of payload.
+    fn push_leaf(&mut self, v: Value, bytes: usize, at: usize) -> Result<()> {
+        let m = Meta::leaf(bytes);
+        self.charge(m.cost, at)?;
+        self.stack.push(Item::Val(v, m));
+        Ok(())
+    }
+
+    /// Pushes a new container built from moved children (only its own node is charged).
+    fn push_node(&mut self, v: Value, m: Meta, at: usize) -> Result<()> {
+        self.charge(NODE_COST, at)?;
+        self.stack.push(Item::Val(v, m));
+        Ok(())
+    }
+
+    fn pop(&mut self, at: usize, op: &str) -> Result<(Value, Meta)> {
         match self.stack.pop() {
-            Some(Item::Val(v)) => Ok(v),
+            Some(Item::Val(v, m)) => Ok((v, m)),
             Some(Item::Mark) => {
                 Err(self.err(at, format!("{op} found a MARK where it expected a value")))
             }
@@ -135,7 +214,7 @@ impl Machine<'_> {
         }
     }
 
-    fn pop_to_mark(&mut self, at: usize, op: &str) -> Result<Vec<Value>> {
+    fn pop_to_mark(&mut self, at: usize, op: &str) -> Result<(Vec<Value>, Vec<Meta>)> {
         let m = self
             .stack
             .iter()
@@ -143,21 +222,20 @@ impl Machine<'_> {
             .ok_or_else(|| self.err(at, format!("{op} without a MARK")))?;
         let items = self.stack.split_off(m + 1);
         self.stack.pop();
-        Ok(items
-            .into_iter()
-            .map(|i| {
-                if let Item::Val(v) = i {
-                    v
-                } else {
-                    unreachable!("marks above the last one")
-                }
-            })
-            .collect())
+        let mut values = Vec::with_capacity(items.len());
+        let mut metas = Vec::with_capacity(items.len());
+        for i in items {
+            if let Item::Val(v, meta) = i {
+                values.push(v);
+                metas.push(meta);
+            }
+        }
+        Ok((values, metas))
     }
 
-    fn top_mut(&mut self, at: usize, op: &str) -> Result<&mut Value> {
+    fn top_mut(&mut self, at: usize, op: &str) -> Result<(&mut Value, &mut Meta)> {
         match self.stack.last_mut() {
-            Some(Item::Val(v)) => Ok(v),
+            Some(Item::Val(v, m)) => Ok((v, m)),
             _ => Err(DataError::format(
                 self.path,
                 format!("pickle offset {at}: {op} needs a value on the stack"),
@@ -165,27 +243,54 @@ impl Machine<'_> {
         }
     }
 
+    /// Adds moved children of `metas` to the top container's meta.
+    fn grow_top(&mut self, metas: &[Meta], at: usize, op: &str) -> Result<()> {
+        let (_, top) = self.top_mut(at, op)?;
+        let mut m = *top;
+        for c in metas {
+            m.depth = m.depth.max(c.depth + 1);
+            m.cost += c.cost;
+        }
+        let m = self.check_depth(m, at, op)?;
+        *self.top_mut(at, op)?.1 = m;
+        Ok(())
+    }
+
     fn memo_put(&mut self, key: u64, at: usize, op: &str) -> Result<()> {
-        let v = match self.stack.last() {
-            Some(Item::Val(v)) => v.clone(),
+        let m = match self.stack.last() {
+            Some(Item::Val(_, m)) => *m,
             _ => return Err(self.err(at, format!("{op} needs a value on the stack"))),
         };
-        self.memo.insert(key, v);
+        self.charge(m.cost, at)?;
+        let Some(Item::Val(v, _)) = self.stack.last() else {
+            unreachable!("checked above")
+        };
+        let v = v.clone();
+        self.memo.insert(key, (v, m));
         Ok(())
     }
 
     fn memo_get(&mut self, key: u64, at: usize, op: &str) -> Result<()> {
-        let v = self
+        let m = self
             .memo
             .get(&key)
-            .cloned()
+            .map(|x| x.1)
             .ok_or_else(|| self.err(at, format!("{op} of memo key {key}, never stored")))?;
-        self.push(v);
+        self.charge(m.cost, at)?;
+        let v = self.memo[&key].0.clone();
+        self.stack.push(Item::Val(v, m));
         Ok(())
     }
 
-    fn extend_list(&mut self, items: Vec<Value>, at: usize, op: &str) -> Result<()> {
-        match self.top_mut(at, op)? {
+    fn extend_list(
+        &mut self,
+        items: Vec<Value>,
+        metas: &[Meta],
+        at: usize,
+        op: &str,
+    ) -> Result<()> {
+        self.grow_top(metas, at, op)?;
+        match self.top_mut(at, op)?.0 {
             Value::List(l) => {
                 l.extend(items);
                 Ok(())
@@ -214,13 +319,13 @@ impl Machine<'_> {
                     self.u64(at, "FRAME")?;
                 }
                 b'.' => {
-                    let v = self.pop(at, "STOP")?;
+                    let (v, _) = self.pop(at, "STOP")?;
                     return Ok(v);
                 }
                 b'(' => self.stack.push(Item::Mark),
-                b'N' => self.push(Value::None),
-                0x88 => self.push(Value::Bool(true)),
-                0x89 => self.push(Value::Bool(false)),
+                b'N' => self.push_leaf(Value::None, 0, at)?,
+                0x88 => self.push_leaf(Value::Bool(true), 0, at)?,
+                0x89 => self.push_leaf(Value::Bool(false), 0, at)?,
                 b'I' => {
                     let s = self.line(at, "INT")?;
                     let v = match s.as_str() {
@@ -230,20 +335,20 @@ impl Machine<'_> {
                             self.err(at, format!("INT argument {t:?} is not an integer"))
                         })?),
                     };
-                    self.push(v);
+                    self.push_leaf(v, 0, at)?;
                 }
                 b'J' => {
                     let v = self.u32(at, "BININT")? as i32;
-                    self.push(Value::Int(v as i64));
+                    self.push_leaf(Value::Int(v as i64), 0, at)?;
                 }
                 b'K' => {
                     let v = self.u8(at, "BININT1")?;
-                    self.push(Value::Int(v as i64));
+                    self.push_leaf(Value::Int(v as i64), 0, at)?;
                 }
                 b'M' => {
                     let b = self.take(2, at, "BININT2")?;
                     let v = u16::from_le_bytes([b[0], b[1]]);
-                    self.push(Value::Int(v as i64));
+                    self.push_leaf(Value::Int(v as i64), 0, at)?;
                 }
                 0x8a => {
                     let n = self.u8(at, "LONG1")? as usize;
@@ -260,17 +365,17 @@ impl Machine<'_> {
                     if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
                         v -= 1i64 << (8 * n);
                     }
-                    self.push(Value::Int(v));
+                    self.push_leaf(Value::Int(v), 0, at)?;
                 }
                 b'G' => {
                     let b: [u8; 8] = self.take(8, at, "BINFLOAT")?.try_into().unwrap();
-                    self.push(Value::Float(f64::from_be_bytes(b)));
+                    self.push_leaf(Value::Float(f64::from_be_bytes(b)), 0, at)?;
                 }
                 b'T' | b'B' => {
                     let name = if op == b'T' { "BINSTRING" } else { "BINBYTES" };
                     let n = self.u32(at, name)? as usize;
                     let b = self.take(n, at, name)?.to_vec();
-                    self.push(Value::Bytes(b));
+                    self.push_leaf(Value::Bytes(b), n, at)?;
                 }
                 b'U' | b'C' => {
                     let name = if op == b'U' {
@@ -280,14 +385,14 @@ impl Machine<'_> {
                     };
                     let n = self.u8(at, name)? as usize;
                     let b = self.take(n, at, name)?.to_vec();
-                    self.push(Value::Bytes(b));
+                    self.push_leaf(Value::Bytes(b), n, at)?;
                 }
                 0x8e => {
                     let n = self.u64(at, "BINBYTES8")?;
                     let n = usize::try_from(n)
                         .map_err(|_| self.err(at, "BINBYTES8 length overflows"))?;
                     let b = self.take(n, at, "BINBYTES8")?.to_vec();
-                    self.push(Value::Bytes(b));
+                    self.push_leaf(Value::Bytes(b), n, at)?;
                 }
                 b'X' | 0x8c => {
                     let name = if op == b'X' {
@@ -303,43 +408,50 @@ impl Machine<'_> {
                     let b = self.take(n, at, name)?.to_vec();
                     let s = String::from_utf8(b)
                         .map_err(|_| self.err(at, format!("{name} is not UTF-8")))?;
-                    self.push(Value::Str(s));
+                    self.push_leaf(Value::Str(s), n, at)?;
                 }
-                b']' => self.push(Value::List(Vec::new())),
-                b')' => self.push(Value::Tuple(Vec::new())),
-                b'}' => self.push(Value::Dict(Vec::new())),
+                b']' => self.push_leaf(Value::List(Vec::new()), 0, at)?,
+                b')' => self.push_leaf(Value::Tuple(Vec::new()), 0, at)?,
+                b'}' => self.push_leaf(Value::Dict(Vec::new()), 0, at)?,
                 b'a' => {
-                    let v = self.pop(at, "APPEND")?;
-                    self.extend_list(vec![v], at, "APPEND")?;
+                    let (v, m) = self.pop(at, "APPEND")?;
+                    self.extend_list(vec![v], &[m], at, "APPEND")?;
                 }
                 b'e' => {
-                    let items = self.pop_to_mark(at, "APPENDS")?;
-                    self.extend_list(items, at, "APPENDS")?;
+                    let (items, metas) = self.pop_to_mark(at, "APPENDS")?;
+                    self.extend_list(items, &metas, at, "APPENDS")?;
                 }
-                b'l' => {
-                    let items = self.pop_to_mark(at, "LIST")?;
-                    self.push(Value::List(items));
-                }
-                b't' => {
-                    let items = self.pop_to_mark(at, "TUPLE")?;
-                    self.push(Value::Tuple(items));
+                b'l' | b't' => {
+                    let name = if op == b'l' { "LIST" } else { "TUPLE" };
+                    let (items, metas) = self.pop_to_mark(at, name)?;
+                    let m = self.parent(metas.into_iter(), at, name)?;
+                    let v = if op == b'l' {
+                        Value::List(items)
+                    } else {
+                        Value::Tuple(items)
+                    };
+                    self.push_node(v, m, at)?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     let mut items = Vec::with_capacity(n);
+                    let mut metas = Vec::with_capacity(n);
                     for _ in 0..n {
-                        items.push(self.pop(at, "TUPLEn")?);
+                        let (v, m) = self.pop(at, "TUPLEn")?;
+                        items.push(v);
+                        metas.push(m);
                     }
                     items.reverse();
-                    self.push(Value::Tuple(items));
+                    let m = self.parent(metas.into_iter(), at, "TUPLEn")?;
+                    self.push_node(Value::Tuple(items), m, at)?;
                 }
                 b's' | b'u' => {
-                    let pairs = if op == b's' {
-                        let v = self.pop(at, "SETITEM")?;
-                        let k = self.pop(at, "SETITEM")?;
-                        vec![(k, v)]
+                    let (pairs, metas) = if op == b's' {
+                        let (v, mv) = self.pop(at, "SETITEM")?;
+                        let (k, mk) = self.pop(at, "SETITEM")?;
+                        (vec![(k, v)], vec![mk, mv])
                     } else {
-                        let items = self.pop_to_mark(at, "SETITEMS")?;
+                        let (items, metas) = self.pop_to_mark(at, "SETITEMS")?;
                         if items.len() % 2 != 0 {
                             return Err(self.err(at, "SETITEMS with an odd number of items"));
                         }
@@ -348,9 +460,10 @@ impl Machine<'_> {
                         while let (Some(k), Some(v)) = (it.next(), it.next()) {
                             p.push((k, v));
                         }
-                        p
+                        (p, metas)
                     };
-                    match self.top_mut(at, "SETITEM")? {
+                    self.grow_top(&metas, at, "SETITEM")?;
+                    match self.top_mut(at, "SETITEM")?.0 {
                         Value::Dict(d) => d.extend(pairs),
                         other => {
                             let k = other.kind();
@@ -363,13 +476,17 @@ impl Machine<'_> {
                 b'c' => {
                     let m = self.line(at, "GLOBAL")?;
                     let n = self.line(at, "GLOBAL")?;
-                    self.push(Value::Global(m, n));
+                    let len = m.len() + n.len();
+                    self.push_leaf(Value::Global(m, n), len, at)?;
                 }
                 0x93 => {
-                    let n = self.pop(at, "STACK_GLOBAL")?;
-                    let m = self.pop(at, "STACK_GLOBAL")?;
+                    let (n, _) = self.pop(at, "STACK_GLOBAL")?;
+                    let (m, _) = self.pop(at, "STACK_GLOBAL")?;
                     match (m, n) {
-                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n)),
+                        (Value::Str(m), Value::Str(n)) => {
+                            let len = m.len() + n.len();
+                            self.push_leaf(Value::Global(m, n), len, at)?
+                        }
                         (m, n) => {
                             return Err(self.err(
                                 at,
@@ -383,14 +500,21 @@ impl Machine<'_> {
                     }
                 }
                 b'R' => {
-                    let args = self.pop(at, "REDUCE")?;
-                    let callable = self.pop(at, "REDUCE")?;
+                    let (args, ma) = self.pop(at, "REDUCE")?;
+                    let (callable, mc) = self.pop(at, "REDUCE")?;
                     let v = reduce(callable, args).map_err(|m| self.err(at, m))?;
-                    self.push(v);
+                    if let Value::Bytes(b) = &v {
+                        let n = b.len();
+                        self.push_leaf(v, n, at)?;
+                    } else {
+                        let m = self.parent([mc, ma].into_iter(), at, "REDUCE")?;
+                        self.push_node(v, m, at)?;
+                    }
                 }
                 b'b' => {
-                    let state = self.pop(at, "BUILD")?;
-                    match self.top_mut(at, "BUILD")? {
+                    let (state, ms) = self.pop(at, "BUILD")?;
+                    self.grow_top(&[ms], at, "BUILD")?;
+                    match self.top_mut(at, "BUILD")?.0 {
                         Value::Object { state: s, .. } => *s = Some(Box::new(state)),
                         other => {
                             let k = other.kind();
@@ -476,6 +600,12 @@ fn reduce(callable: Value, args: Value) -> std::result::Result<Value, String> {
 }
 
 /// Parses a pickle; `path` names the file in errors (which give the byte offset).
+
+/// Parses a pickle; `path` names the file in errors (which give the byte offset).
+///
+/// Nesting deeper than [`MAX_DEPTH`] and values larger in total than 8x the input plus
+/// [`EXTRA_BUDGET`] bytes (counting every copy a memo reference makes) are errors, so no input
+/// overflows the stack or grows memory without bound.
 pub fn parse_pickle(data: &[u8], path: &Path) -> Result<Value> {
     Machine {
         data,
@@ -483,6 +613,50 @@ pub fn parse_pickle(data: &[u8], path: &Path) -> Result<Value> {
         path,
         stack: Vec::new(),
         memo: Default::default(),
+        spent: 0,
+        budget: (data.len() as u64)
+            .saturating_mul(8)
+            .saturating_add(EXTRA_BUDGET),
     }
     .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b']', 100_000));
+        p.extend(std::iter::repeat_n(b'a', 99_999));
+        p.push(b'.');
+        let e = parse_pickle(&p, Path::new("deep.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("levels deep, more than the 100 allowed"), "{e}");
+        // Depth 100 itself is fine.
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b']', 100));
+        p.extend(std::iter::repeat_n(b'a', 99));
+        p.push(b'.');
+        assert!(parse_pickle(&p, Path::new("ok.bin")).is_ok());
+    }
+
+    #[test]
+    fn memo_copies_cannot_grow_memory_without_bound() {
+        // x = [b'0' * 200]; then 60 times: x = [x, x] through the memo.
+        let mut p = vec![0x80, 2, b']', b'U', 200];
+        p.extend(std::iter::repeat_n(b'0', 200));
+        p.extend([b'a', b'q', 0]);
+        for _ in 0..60 {
+            p.extend([b']', b'h', 0, b'a', b'h', 0, b'a', b'q', 0, b'0']);
+            p.extend([b'h', 0]);
+        }
+        p.push(b'.');
+        let e = parse_pickle(&p, Path::new("bomb.bin"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("refused"), "{e}");
+    }
 }

@@ -234,8 +234,13 @@ pub struct Property {
     pub width: usize,
 }
 
+/// Largest class count a `property` file may declare: labels are f32 in RecordIO, exact
+/// integers only below 2^24.
+pub const MAX_CLASSES: usize = 1 << 24;
+
 impl Property {
-    /// Parses `num_classes,height,width`.
+    /// Parses `num_classes,height,width`; the class count must be at most [`MAX_CLASSES`] and
+    /// the image sides at most [`crate::sample::MAX_IMAGE_SIDE`].
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let v: Vec<&str> = text.trim().split(',').map(|x| x.trim()).collect();
         let num = |i: usize, field: &str| -> Result<usize> {
@@ -252,23 +257,44 @@ impl Property {
                 ),
             ));
         }
-        Ok(Self {
+        let me = Self {
             num_classes: num(0, "num_classes")?,
             height: num(1, "height")?,
             width: num(2, "width")?,
-        })
+        };
+        if me.num_classes > MAX_CLASSES {
+            return Err(DataError::format(
+                path,
+                format!(
+                    "field 0 (num_classes) is {}, more than the {MAX_CLASSES} classes RecordIO's f32 labels can name",
+                    me.num_classes
+                ),
+            ));
+        }
+        let side = crate::sample::MAX_IMAGE_SIDE as usize;
+        for (i, field, v) in [(1, "height", me.height), (2, "width", me.width)] {
+            if v > side {
+                return Err(DataError::format(
+                    path,
+                    format!("field {i} ({field}) is {v}, more than the {side}-pixel limit"),
+                ));
+            }
+        }
+        Ok(me)
+    }
+
+    /// Reads and parses the `property` file at `path` (a regular file of at most
+    /// [`crate::read::MAX_PROPERTY_BYTES`]).
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = crate::read::read_regular_text(path, crate::read::MAX_PROPERTY_BYTES)?;
+        Self::parse(&text, path)
     }
 }
 
 /// Reads a text `.idx` file into `(key, offset)` pairs in file order.
+/// The file must be a regular file of at most [`crate::read::MAX_TEXT_BYTES`].
 pub fn read_idx(path: &Path) -> Result<Vec<(u64, u64)>> {
-    let text = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let text = String::from_utf8(text).map_err(|e| {
-        DataError::format(
-            path,
-            format!("not UTF-8 text at byte {}", e.utf8_error().valid_up_to()),
-        )
-    })?;
+    let text = crate::read::read_regular_text(path, crate::read::MAX_TEXT_BYTES)?;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -334,14 +360,10 @@ impl RecordIo {
         if entries.is_empty() {
             return Err(DataError::format(&paths.idx, "empty index: no record"));
         }
-        let file = File::open(&paths.rec).map_err(|e| DataError::io(&paths.rec, e))?;
-        let file_len = file
-            .metadata()
-            .map_err(|e| DataError::io(&paths.rec, e))?
-            .len();
+        let (file, file_len) = crate::read::open_regular(&paths.rec, u64::MAX)?;
         let mut offsets = HashMap::with_capacity(entries.len());
         for (n, &(k, o)) in entries.iter().enumerate() {
-            if o + 8 > file_len {
+            if o.checked_add(8).is_none_or(|end| end > file_len) {
                 return Err(DataError::format(
                     &paths.idx,
                     format!(
@@ -358,10 +380,10 @@ impl RecordIo {
                 ));
             }
         }
-        let property = if paths.property.is_file() {
-            let text = std::fs::read_to_string(&paths.property)
-                .map_err(|e| DataError::io(&paths.property, e))?;
-            Some(Property::parse(&text, &paths.property)?)
+        // A `property` that exists but is not a regular file (a folder, a FIFO) is an error,
+        // not silently ignored.
+        let property = if std::fs::metadata(&paths.property).is_ok() {
+            Some(Property::read(&paths.property)?)
         } else {
             None
         };
@@ -396,6 +418,7 @@ impl RecordIo {
                         "record 0: header labels (a={a}, b={b}) need 1 <= a <= b"
                     )));
                 }
+                // Stops at the first missing key: at most (index length + 1) lookups.
                 for k in 1..b {
                     if !me.offsets.contains_key(&k) {
                         return Err(DataError::format(
@@ -422,7 +445,10 @@ impl RecordIo {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64, key: u64) -> Result<()> {
-        if offset + buf.len() as u64 > self.file_len {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.file_len)
+        {
             return Err(self.err(format!(
                 "record key {key}: truncated: {} bytes needed at offset {offset}, the file ends at {}",
                 buf.len(),
@@ -432,7 +458,8 @@ impl RecordIo {
         read_exact_at(&self.file, buf, offset).map_err(|e| DataError::io(&self.paths.rec, e))
     }
 
-    /// Reads one chunk header at `pos`: (cflag, length).
+    /// Reads one chunk header at `pos`: (cflag, length); a chunk whose length runs past the end
+    /// of the file is an error here, before anything is allocated for it.
     fn chunk_header(&self, pos: u64, key: u64) -> Result<(u32, u32)> {
         let mut h = [0u8; 8];
         self.read_at(&mut h, pos, key)?;
@@ -441,7 +468,37 @@ impl RecordIo {
             return Err(self.err(format!("record key {key}: magic at offset {pos} is {magic:#010x}, expected {RECORDIO_MAGIC:#010x}")));
         }
         let lrec = u32::from_le_bytes(h[4..8].try_into().unwrap());
-        Ok((lrec >> 29, lrec & LENGTH_MASK))
+        let (cflag, len) = (lrec >> 29, lrec & LENGTH_MASK);
+        let end = pos + 8 + len as u64;
+        if end > self.file_len {
+            return Err(self.err(format!(
+                "record key {key}: truncated: the chunk at offset {pos} holds {len} bytes and ends at {end}, the file ends at {}",
+                self.file_len
+            )));
+        }
+        Ok((cflag, len))
+    }
+
+    /// Size of the `.rec` file in bytes (when it was opened).
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// The record at the highest offset of the index and the offset where it ends (its chunks
+    /// walked, padding included, capped at the file's end): bytes past it are not reachable
+    /// through the index.
+    pub fn end_of_records(&self) -> Result<(u64, u64)> {
+        let Some((&key, &start)) = self.offsets.iter().max_by_key(|(_, &o)| o) else {
+            return Ok((0, 0));
+        };
+        let mut pos = start;
+        loop {
+            let (cflag, len) = self.chunk_header(pos, key)?;
+            pos += 8 + (len as u64).div_ceil(4) * 4;
+            if !matches!(cflag, 1 | 2) || pos >= self.file_len {
+                return Ok((key, pos.min(self.file_len)));
+            }
+        }
     }
 
     /// The byte offset of record `key`.
@@ -568,6 +625,48 @@ impl RecordIo {
             .collect::<Result<Vec<usize>>>()?;
         Ok(self.labels.get_or_init(|| l))
     }
+
+    /// The class count of the pack and what gives it: the `property` file, the InsightFace
+    /// header record 0 (its identity records), or, for an im2rec pack with neither, the
+    /// largest label + 1.
+    pub fn class_count(&self) -> Result<(usize, String)> {
+        if let Some(p) = self.property {
+            return Ok((
+                p.num_classes,
+                format!("the property file {}", self.paths.property.display()),
+            ));
+        }
+        if let PackLayout::InsightFace {
+            first_identity,
+            end_identity,
+        } = self.layout
+        {
+            return Ok((
+                (end_identity - first_identity) as usize,
+                format!("header record 0 (identity records {first_identity}..{end_identity})"),
+            ));
+        }
+        let n = self.labels()?.iter().max().map_or(0, |m| m + 1);
+        Ok((n, "the largest label + 1 (no property file)".into()))
+    }
+
+    /// Checks, before training, that every image record's label lies within the class count
+    /// of [`RecordIo::class_count`]; the first record outside it is a [`DataError::Label`]
+    /// naming the `.rec` file, the record key, the label and where the count came from.
+    pub fn check_labels(&self) -> Result<()> {
+        let labels = self.labels()?;
+        let (classes, counted_by) = self.class_count()?;
+        match labels.iter().position(|&l| l >= classes) {
+            None => Ok(()),
+            Some(i) => Err(DataError::Label {
+                path: self.paths.rec.clone(),
+                record: format!("record key {}", self.image_keys[i]),
+                label: labels[i],
+                classes,
+                counted_by,
+            }),
+        }
+    }
 }
 
 impl SampleSource for RecordIo {
@@ -599,6 +698,10 @@ impl SampleSource for RecordIo {
             .get(index)
             .ok_or_else(|| self.err(format!("sample {index} out of {}", self.image_keys.len())))?;
         self.decode_key(key)
+    }
+
+    fn check_labels(&self) -> Result<()> {
+        RecordIo::check_labels(self)
     }
 
     fn num_classes(&self) -> usize {
@@ -705,7 +808,7 @@ pub fn pack_image_folder(folder: &ImageFolder, prefix: &Path) -> Result<PackSumm
         let loaded = chunk
             .par_iter()
             .map(|(path, label)| {
-                let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+                let bytes = crate::read::read_regular(path, crate::read::MAX_IMAGE_FILE_BYTES)?;
                 let img = decode_image(&bytes, *label, path, "image")?;
                 Ok((bytes, img.height, img.width))
             })

@@ -20,11 +20,12 @@ pub struct ImageSample {
 impl ImageSample {
     /// A sample from raw HWC RGB pixels; errors when the buffer length does not match.
     pub fn new(pixels: Vec<u8>, height: usize, width: usize, label: usize) -> Result<Self> {
-        if pixels.len() != height * width * 3 {
+        let need = height.checked_mul(width).and_then(|n| n.checked_mul(3));
+        if need != Some(pixels.len()) {
             return Err(DataError::Invalid(format!(
                 "ImageSample: {} bytes for {height}x{width}x3 (expected {})",
                 pixels.len(),
-                height * width * 3
+                need.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string())
             )));
         }
         Ok(Self {
@@ -68,13 +69,42 @@ impl ImageSample {
     }
 }
 
+/// Largest width or height of an image this crate decodes (pixels).
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Most memory one image decode may allocate (bytes), whatever its header announces.
+pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+
 /// Decodes JPEG or PNG `bytes` to RGB; `path` and `record` only name the source in errors.
+///
+/// The decoder runs under limits ([`MAX_IMAGE_SIDE`], [`MAX_IMAGE_ALLOC`]), so a header that
+/// announces a huge image is an error, not an allocation; a panic inside the third-party
+/// decoder is caught and returned as a [`DataError::Image`] too.
 pub fn decode_image(bytes: &[u8], label: usize, path: &Path, record: &str) -> Result<ImageSample> {
-    let img = image::load_from_memory(bytes).map_err(|e| DataError::Image {
+    let err = |message: String| DataError::Image {
         path: path.to_path_buf(),
         record: record.to_string(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let decoded = std::panic::catch_unwind(|| {
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE);
+        limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| e.to_string())?;
+        reader.limits(limits);
+        reader.decode().map_err(|e| e.to_string())
+    })
+    .map_err(|_| err("the image decoder panicked on this input".into()))?;
+    let img = decoded.map_err(err)?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(err(format!(
+            "image of {}x{} pixels (an image needs at least one pixel)",
+            img.height(),
+            img.width()
+        )));
+    }
     let rgb = img.to_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok(ImageSample {
@@ -86,8 +116,10 @@ pub fn decode_image(bytes: &[u8], label: usize, path: &Path, record: &str) -> Re
 }
 
 /// Reads and decodes the image file at `path`.
+/// A non-regular file (FIFO, device) or one over [`crate::read::MAX_IMAGE_FILE_BYTES`] is
+/// refused before it is read.
 pub fn read_image(path: &Path, label: usize) -> Result<ImageSample> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::read::read_regular(path, crate::read::MAX_IMAGE_FILE_BYTES)?;
     decode_image(&bytes, label, path, "image")
 }
 

@@ -37,6 +37,34 @@ pub struct SynthConfig {
     pub difficulty: f32,
 }
 
+/// Largest synthetic image side, in pixels (one image renders through a float buffer of
+/// `size * size * 12` bytes).
+pub const MAX_SYNTH_SIZE: usize = 4096;
+/// Most samples (identities x images per identity) a synthetic dataset may hold: the samplers
+/// keep an 8-byte index per sample, so this bounds them at 2 GiB.
+pub const MAX_SYNTH_SAMPLES: u64 = 1 << 28;
+/// Most bytes of rendered images a verification set may hold in memory at once (8 GiB).
+pub const MAX_RENDER_BYTES: u64 = 8 << 30;
+
+impl SynthConfig {
+    /// Checks the settings: `size` in `1..=MAX_SYNTH_SIZE`, `difficulty` finite and >= 0.
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.size == 0 || self.size > MAX_SYNTH_SIZE {
+            return Err(crate::DataError::Invalid(format!(
+                "synthetic image size {} is outside 1..={MAX_SYNTH_SIZE} pixels",
+                self.size
+            )));
+        }
+        if !(self.difficulty.is_finite() && self.difficulty >= 0.0) {
+            return Err(crate::DataError::Invalid(format!(
+                "synthetic difficulty {} is not a finite number >= 0",
+                self.difficulty
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Default for SynthConfig {
     fn default() -> Self {
         Self {
@@ -619,6 +647,33 @@ impl SyntheticDataset {
         }
     }
 
+    /// [`SyntheticDataset::new`], checked: the config is valid ([`SynthConfig::validate`]) and
+    /// `identities x images_per_identity` neither overflows nor exceeds
+    /// [`MAX_SYNTH_SAMPLES`], so nothing is drawn for a dataset that cannot fit in memory.
+    pub fn try_new(
+        config: SynthConfig,
+        split: SyntheticSplit,
+        identities: usize,
+        images_per_identity: usize,
+    ) -> crate::Result<Self> {
+        let me = Self::new(config, split, identities, images_per_identity);
+        me.check()?;
+        Ok(me)
+    }
+
+    /// The checks of [`SyntheticDataset::try_new`] on an existing dataset.
+    pub fn check(&self) -> crate::Result<()> {
+        self.faces.config.validate()?;
+        let n = (self.identities as u64).checked_mul(self.images_per_identity as u64);
+        match n {
+            Some(n) if n <= MAX_SYNTH_SAMPLES => Ok(()),
+            _ => Err(crate::DataError::Invalid(format!(
+                "synthetic data of {} identities x {} images per identity is more than the {MAX_SYNTH_SAMPLES} samples allowed",
+                self.identities, self.images_per_identity
+            ))),
+        }
+    }
+
     /// Image `image` of the split's `identity`-th identity, labelled with `identity`.
     pub fn image(&self, identity: usize, image: usize) -> ImageSample {
         self.faces
@@ -646,7 +701,8 @@ impl SyntheticDataset {
 /// Held-out verification data: `identities` held-out identities with `images_per_identity`
 /// images, and an LFW-like list of `folds` x (`per_fold` genuine + `per_fold` impostor) pairs
 /// drawn with `pair_seed`, returned as images in pair order plus the list itself (to write
-/// as a pairs file).
+/// as a pairs file). Settings that overflow, or whose images would take more than
+/// [`MAX_RENDER_BYTES`] of memory, are errors before anything is drawn.
 pub fn held_out_verification(
     config: SynthConfig,
     identities: usize,
@@ -655,12 +711,23 @@ pub fn held_out_verification(
     per_fold: usize,
     pair_seed: u64,
 ) -> crate::Result<(VerificationSet, PairList)> {
-    let data = SyntheticDataset::new(
+    let data = SyntheticDataset::try_new(
         config,
         SyntheticSplit::HeldOut,
         identities,
         images_per_identity,
-    );
+    )?;
+    let image_bytes = (config.size as u64).pow(2) * 3;
+    let bytes = (folds as u64)
+        .checked_mul(per_fold as u64)
+        .and_then(|n| n.checked_mul(4))
+        .and_then(|n| n.checked_mul(image_bytes));
+    if bytes.is_none_or(|b| b > MAX_RENDER_BYTES) {
+        return Err(crate::DataError::Invalid(format!(
+            "{folds} folds x 2 x {per_fold} pairs of {0}x{0} images need more than the {MAX_RENDER_BYTES} bytes of memory allowed",
+            config.size
+        )));
+    }
     let pairs = PairList::draw(identities, images_per_identity, folds, per_fold, pair_seed)?;
     Ok((data.verification_set(&pairs), pairs))
 }
@@ -719,7 +786,8 @@ impl SyntheticDataset {
 
 impl SampleSource for SyntheticDataset {
     fn len(&self) -> usize {
-        self.identities * self.images_per_identity
+        // Saturating: an unchecked dataset (see `try_new`) never panics here.
+        self.identities.saturating_mul(self.images_per_identity)
     }
 
     fn label(&self, index: usize) -> crate::Result<usize> {
