@@ -6,11 +6,15 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
+use crate::check::MAX_SCALE;
 use crate::class_weight::{check_dims, class_weight_from, init_class_weight};
 use crate::cross_entropy::cross_entropy;
 use crate::normalize::cosine_matrix;
 use crate::target::{gather_target, target_mask};
 use crate::{HeadError, HeadOutput};
+
+/// Smallest scale the dynamic AdaCos update returns (see [`AdaCosConfig`]).
+pub const ADACOS_MIN_SCALE: f64 = 1e-3;
 
 /// Configuration of [`AdaCos`]: logits `s cos theta_j` for every class.
 ///
@@ -20,7 +24,9 @@ use crate::{HeadError, HeadOutput};
 ///   `B_avg = mean_i sum_{j != y_i} exp(s_prev cos theta_ij)`,
 ///   `theta_med = median_i theta_{i, y_i}` (the lower middle value for an even batch, as
 ///   `torch.median`), and `s = ln(B_avg) / cos(min(pi/4, theta_med))`; this step's logits use
-///   the new `s`. The popular PyTorch port adds an ArcFace margin and takes the median over
+///   the new `s`, held in `[ADACOS_MIN_SCALE, MAX_SCALE]` = `[1e-3, 1e4]` (the formula gives
+///   `s <= 0` when `B_avg <= 1`, e.g. two classes at a tiny previous scale, which would flip
+///   or zero the logits for good). The popular PyTorch port adds an ArcFace margin and takes the median over
 ///   all angles; both are deviations from the paper and not done here.
 #[derive(Config, Debug)]
 pub struct AdaCosConfig {
@@ -80,7 +86,9 @@ pub struct AdaCos<B: Backend> {
 }
 
 /// The dynamic-AdaCos scale update from the cosines `[N, C]`, the labels and the previous
-/// scale. Reads two scalars and the N target cosines back to the host.
+/// scale (which should lie in `(0, MAX_SCALE]`: [`crate::Head::forward_checked`] checks it).
+/// Reads two scalars and the N target cosines back to the host. The result is held in
+/// `[ADACOS_MIN_SCALE, MAX_SCALE]`.
 pub fn adacos_dynamic_scale<B: Backend>(
     cos: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
@@ -111,7 +119,12 @@ pub fn adacos_dynamic_scale<B: Backend>(
         .collect();
     angles.sort_by(|a, b| a.total_cmp(b));
     let theta_med = angles[(angles.len() - 1) / 2];
-    log_b_avg / theta_med.min(FRAC_PI_4).cos()
+    let s = log_b_avg / theta_med.min(FRAC_PI_4).cos();
+    if s.is_nan() {
+        previous
+    } else {
+        s.clamp(ADACOS_MIN_SCALE, MAX_SCALE)
+    }
 }
 
 impl<B: Backend> AdaCos<B> {

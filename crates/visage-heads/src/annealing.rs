@@ -41,7 +41,9 @@ impl Annealing {
         lambda_min: 0.0,
     };
 
-    /// Checks every constant is finite and non-negative.
+    /// Checks every constant is finite and non-negative. Every such schedule gives a finite
+    /// `lambda` in `[0, max(base, lambda_min)]` at every iteration, and [`Annealing::blend`]
+    /// is finite for any such lambda, so no upper bound is needed.
     pub fn validate(&self) -> Result<(), HeadError> {
         non_negative("base", self.base)?;
         non_negative("gamma", self.gamma)?;
@@ -56,7 +58,11 @@ impl Annealing {
         decayed.max(self.lambda_min)
     }
 
-    /// The target logit trained at `iteration`: `(lambda plain + margin) / (1 + lambda)`.
+    /// The target logit trained at `iteration`: `(lambda plain + margin) / (1 + lambda)`,
+    /// computed as the convex combination `w plain + (1 - w) margin` with
+    /// `w = lambda / (1 + lambda)` taken in f64, so that it stays finite whenever `plain` and
+    /// `margin` are (`lambda plain` alone overflows f32 for `|plain| > 3.4e35` at
+    /// `lambda = 1000`).
     pub fn blend<B: Backend, const D: usize>(
         &self,
         plain: Tensor<B, D>,
@@ -64,6 +70,8 @@ impl Annealing {
         iteration: u64,
     ) -> Tensor<B, D> {
         let lambda = self.lambda(iteration);
-        (plain.mul_scalar(lambda) + margin).div_scalar(1.0 + lambda)
+        let w_plain = lambda / (1.0 + lambda);
+        let w_margin = 1.0 / (1.0 + lambda);
+        plain.mul_scalar(w_plain) + margin.mul_scalar(w_margin)
     }
 }

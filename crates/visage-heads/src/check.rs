@@ -60,19 +60,6 @@ pub fn check_labels<B: Backend>(
     Ok(())
 }
 
-/// Rejects a non-finite or non-positive value of `field`.
-pub fn positive(field: &'static str, value: f64) -> Result<f64, HeadError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(HeadError::InvalidField {
-            field,
-            value: value.to_string(),
-            expected: "a finite number > 0".into(),
-        })
-    }
-}
-
 /// Rejects a value of `field` outside `[lo, hi)` (or non-finite).
 pub fn in_range(
     field: &'static str,
@@ -101,6 +88,58 @@ pub fn non_negative(field: &'static str, value: f64) -> Result<f64, HeadError> {
             field,
             value: value.to_string(),
             expected: "a finite number >= 0".into(),
+        })
+    }
+}
+
+/// Largest accepted logit scale `s` (every head with a `scale`, AdaCos's dynamic scale, a
+/// learnable NormFace scale's initial value).
+///
+/// Published scales are 16 to 64 (AdaCos's fixed `sqrt(2) ln(C - 1)` is 19.5 for a million
+/// classes); `1e4` leaves two orders of magnitude beyond them while keeping every logit
+/// `s (cos - m3)` and its gradient within `+-2e4`, finite even in f16 (65,504). `1e300` gives
+/// an f32 infinity and NaN logits, which is why there is a bound at all.
+pub const MAX_SCALE: f64 = 1e4;
+
+/// Largest accepted distance margin (contrastive, DeepID2 and triplet `margin`) and DeepID2
+/// `lambda`: `1e4`, so that `margin^2` and `lambda * loss` stay far inside f32's range.
+pub const MAX_MARGIN: f64 = 1e4;
+
+/// Rejects a scale outside `(0, MAX_SCALE]` (or non-finite), naming `field`.
+pub fn scale(field: &'static str, value: f64) -> Result<f64, HeadError> {
+    if value.is_finite() && value > 0.0 && value <= MAX_SCALE {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: format!("a finite scale in (0, {MAX_SCALE:e}]"),
+        })
+    }
+}
+
+/// Rejects a value of `field` outside `(0, hi]` (or non-finite).
+pub fn positive_at_most(field: &'static str, value: f64, hi: f64) -> Result<f64, HeadError> {
+    if value.is_finite() && value > 0.0 && value <= hi {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: format!("a finite number in (0, {hi:e}]"),
+        })
+    }
+}
+
+/// Rejects a value of `field` outside `[0, hi]` (or non-finite).
+pub fn non_negative_at_most(field: &'static str, value: f64, hi: f64) -> Result<f64, HeadError> {
+    if value.is_finite() && value >= 0.0 && value <= hi {
+        Ok(value)
+    } else {
+        Err(HeadError::InvalidField {
+            field,
+            value: value.to_string(),
+            expected: format!("a finite number in [0, {hi:e}]"),
         })
     }
 }

@@ -6,7 +6,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::check::{in_range, positive};
+use crate::check::{in_range, scale};
 use crate::class_weight::{check_dims, class_weight_from, init_class_weight};
 use crate::cross_entropy::cross_entropy;
 use crate::margin::{clamp_cos, margin_cosines};
@@ -23,7 +23,7 @@ pub struct CombinedMarginConfig {
     pub classes: usize,
     /// Embedding width d.
     pub embedding_dim: usize,
-    /// Scale s of the normalised logits (> 0).
+    /// Scale s of the normalised logits, in `(0, 1e4]` ([`crate::MAX_SCALE`]).
     #[config(default = 64.0)]
     pub scale: f64,
     /// Multiplicative angular margin m1 (> 0).
@@ -41,7 +41,7 @@ impl CombinedMarginConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_dims(self.classes, self.embedding_dim, 1)?;
-        positive("scale", self.scale)?;
+        scale("scale", self.scale)?;
         in_range(
             "m1",
             self.m1,

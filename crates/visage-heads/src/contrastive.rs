@@ -3,7 +3,7 @@
 use burn::config::Config;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::check::positive;
+use crate::check::{positive_at_most, MAX_MARGIN};
 use crate::normalize::l2_normalize;
 use crate::pairwise::{pairwise_squared_distances, same_label_mask, sqrt_distances};
 use crate::{HeadError, HeadOutput};
@@ -14,7 +14,8 @@ use crate::{HeadError, HeadOutput};
 /// batch of one). At `d = 0` the gradient of the impostor term is defined as zero.
 #[derive(Config, Debug)]
 pub struct ContrastiveConfig {
-    /// Margin m on the (unsquared) distance of impostor pairs.
+    /// Margin m on the (unsquared) distance of impostor pairs, in `(0, 1e4]`
+    /// ([`crate::MAX_MARGIN`]).
     #[config(default = 1.0)]
     pub margin: f64,
     /// L2-normalise the features first (off: DeepID2 works on raw features).
@@ -25,7 +26,7 @@ pub struct ContrastiveConfig {
 impl ContrastiveConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
-        positive("margin", self.margin).map(|_| ())
+        positive_at_most("margin", self.margin, MAX_MARGIN).map(|_| ())
     }
 
     /// The loss function.

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::check::{in_range, positive};
+use crate::check::{in_range, scale};
 use crate::class_weight::{check_dims, class_weight_from, init_class_weight};
 use crate::cross_entropy::cross_entropy;
 use crate::margin::margin_cosines;
@@ -20,7 +20,7 @@ pub struct CosFaceConfig {
     pub classes: usize,
     /// Embedding width d.
     pub embedding_dim: usize,
-    /// Scale s of the normalised logits (> 0).
+    /// Scale s of the normalised logits, in `(0, 1e4]` ([`crate::MAX_SCALE`]).
     #[config(default = 64.0)]
     pub scale: f64,
     /// Additive cosine margin m, in `[0, 1)`.
@@ -32,7 +32,7 @@ impl CosFaceConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_dims(self.classes, self.embedding_dim, 1)?;
-        positive("scale", self.scale)?;
+        scale("scale", self.scale)?;
         in_range("margin", self.margin, 0.0, 1.0, "a cosine margin in [0, 1)")?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::check::non_negative;
+use crate::check::{non_negative_at_most, MAX_MARGIN};
 use crate::contrastive::{Contrastive, ContrastiveConfig};
 use crate::softmax::{Softmax, SoftmaxConfig};
 use crate::{HeadError, HeadOutput};
@@ -17,10 +17,11 @@ pub struct DeepId2Config {
     pub classes: usize,
     /// Embedding width d.
     pub embedding_dim: usize,
-    /// Weight lambda of the verification signal (about 0.05 in DeepID2).
+    /// Weight lambda of the verification signal (about 0.05 in DeepID2), in `[0, 1e4]`
+    /// ([`crate::MAX_MARGIN`]).
     #[config(default = 0.05)]
     pub lambda: f64,
-    /// Contrastive margin m.
+    /// Contrastive margin m, in `(0, 1e4]` ([`crate::MAX_MARGIN`]).
     #[config(default = 1.0)]
     pub margin: f64,
     /// L2-normalise features for the verification term.
@@ -46,7 +47,7 @@ impl DeepId2Config {
         let (softmax, contrastive) = self.parts();
         softmax.validate()?;
         contrastive.validate()?;
-        non_negative("lambda", self.lambda).map(|_| ())
+        non_negative_at_most("lambda", self.lambda, MAX_MARGIN).map(|_| ())
     }
 
     /// A head with class weights drawn from `N(0, 0.01^2)`.

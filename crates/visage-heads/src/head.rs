@@ -224,7 +224,8 @@ impl<B: Backend> Head<B> {
     }
 
     /// [`Head::forward`] after checking the batch: non-empty, `embeddings` `[N, d]` with the
-    /// head's width, `labels` `[N]` within `[0, C)` (this reads the labels to the host).
+    /// head's width, `labels` `[N]` within `[0, C)` (this reads the labels to the host), and
+    /// for AdaCos a previous scale `state.adacos_scale` in `(0, MAX_SCALE]` (field `scale`).
     pub fn forward_checked(
         &self,
         x: Tensor<B, 2>,
@@ -233,6 +234,9 @@ impl<B: Backend> Head<B> {
     ) -> Result<HeadOutput<B>, HeadError> {
         let dims = self.class_dims();
         check_batch(&x, &labels, dims.map(|[_, d]| d))?;
+        if let (Head::AdaCos(_), Some(previous)) = (self, state.adacos_scale) {
+            crate::check::scale("scale", previous)?;
+        }
         if let Some([classes, _]) = dims {
             check_labels(&labels, classes)?;
         }

@@ -56,11 +56,11 @@ mod sphereface;
 mod target;
 mod triplet;
 
-pub use adacos::{adacos_dynamic_scale, AdaCos, AdaCosConfig};
+pub use adacos::{adacos_dynamic_scale, AdaCos, AdaCosConfig, ADACOS_MIN_SCALE};
 pub use annealing::Annealing;
 pub use arcface::{arcface_target, ArcFace, ArcFaceConfig};
 pub use center::{CenterLoss, CenterLossConfig};
-pub use check::{check_batch, check_labels};
+pub use check::{check_batch, check_labels, MAX_MARGIN, MAX_SCALE};
 pub use class_weight::CLASS_WEIGHT_INIT_STD;
 pub use combined::{CombinedMargin, CombinedMarginConfig};
 pub use contrastive::{Contrastive, ContrastiveConfig};

@@ -30,6 +30,12 @@ pub(crate) fn check_margin_int(m: u32) -> Result<(), HeadError> {
 /// `(lambda W_y.x + |W_y||x| psi(theta_y)) / (1 + lambda)` (see [`Annealing`]); defaults are
 /// the paper's MNIST values (m = 4; base 1000, gamma 0.000025, power 35, lambda_min 0).
 /// `m = 1` is the plain softmax head exactly.
+///
+/// Numerics: `|x|` and `|W_j|` are computed as `max|v_k| * |v / max|v_k||` and the annealed
+/// target as the convex combination of its two terms, so the logits, loss and gradients are
+/// finite for every finite input whose logits are representable (`|W_y| |x| <= f32::MAX /
+/// 16`); a zero embedding has the norm `NORM_EPS`, so logits of at most `7e-12 |W|` in
+/// magnitude, and no gradient.
 #[derive(Config, Debug)]
 pub struct LSoftmaxConfig {
     /// Number of classes C.
@@ -39,16 +45,16 @@ pub struct LSoftmaxConfig {
     /// Integer angular margin m, 1..=4.
     #[config(default = 4)]
     pub margin_int: u32,
-    /// Annealing: lambda at iteration 0.
+    /// Annealing: lambda at iteration 0 (any finite number >= 0).
     #[config(default = 1000.0)]
     pub base: f64,
-    /// Annealing: decay speed.
+    /// Annealing: decay speed (any finite number >= 0).
     #[config(default = 0.000025)]
     pub gamma: f64,
-    /// Annealing: decay power.
+    /// Annealing: decay power (any finite number >= 0).
     #[config(default = 35.0)]
     pub power: f64,
-    /// Annealing: floor of lambda.
+    /// Annealing: floor of lambda (any finite number >= 0).
     #[config(default = 0.0)]
     pub lambda_min: f64,
 }

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::check::positive;
+use crate::check::scale;
 use crate::class_weight::{check_dims, class_weight_from, init_class_weight};
 use crate::cross_entropy::cross_entropy;
 use crate::normalize::cosine_matrix;
@@ -23,7 +23,8 @@ pub struct NormFaceConfig {
     pub classes: usize,
     /// Embedding width d.
     pub embedding_dim: usize,
-    /// The scale s, or its initial value when learnable. Default: 30 fixed, 10 learnable.
+    /// The scale s, or its initial value when learnable, in `(0, 1e4]` ([`crate::MAX_SCALE`]).
+    /// Default: 30 fixed, 10 learnable.
     pub scale: Option<f64>,
     /// Whether s is a trained parameter.
     #[config(default = false)]
@@ -43,7 +44,7 @@ impl NormFaceConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         check_dims(self.classes, self.embedding_dim, 1)?;
-        positive("scale", self.effective_scale())?;
+        scale("scale", self.effective_scale())?;
         Ok(())
     }
 

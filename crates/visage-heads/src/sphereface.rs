@@ -21,6 +21,12 @@ use crate::{HeadError, HeadOutput};
 /// after about 1,658 iterations and stays). The true gradient is used, not the official
 /// code's normalised pseudo-gradient. `base = 0, lambda_min = 0` gives pure A-Softmax (what
 /// pytorch-metric-learning computes).
+///
+/// Numerics: `|x|` is computed as `max|x_k| * |x / max|x_k||` and the annealed target as the
+/// convex combination of its two terms, so the logits, loss and gradients are finite for
+/// every finite embedding whose logits are representable (`|x| <= f32::MAX / 16`, i.e. up to
+/// about 2e37 in f32); a zero embedding has the norm `NORM_EPS`, so logits of at most
+/// `7e-12` in magnitude, and no gradient.
 #[derive(Config, Debug)]
 pub struct SphereFaceConfig {
     /// Number of classes C.
@@ -30,16 +36,16 @@ pub struct SphereFaceConfig {
     /// Integer angular margin m, 1..=4.
     #[config(default = 4)]
     pub margin_int: u32,
-    /// Annealing: lambda at iteration 0.
+    /// Annealing: lambda at iteration 0 (any finite number >= 0).
     #[config(default = 1000.0)]
     pub base: f64,
-    /// Annealing: decay speed.
+    /// Annealing: decay speed (any finite number >= 0).
     #[config(default = 0.12)]
     pub gamma: f64,
-    /// Annealing: decay power.
+    /// Annealing: decay power (any finite number >= 0).
     #[config(default = 1.0)]
     pub power: f64,
-    /// Annealing: floor of lambda.
+    /// Annealing: floor of lambda (any finite number >= 0).
     #[config(default = 5.0)]
     pub lambda_min: f64,
 }

@@ -4,7 +4,7 @@ use burn::config::Config;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::check::positive;
+use crate::check::{positive_at_most, MAX_MARGIN};
 use crate::normalize::l2_normalize;
 use crate::pairwise::{pairwise_squared_distances, same_label_mask, sqrt_distances};
 use crate::{HeadError, HeadOutput};
@@ -49,7 +49,8 @@ pub enum TripletReduction {
 /// gradient.
 #[derive(Config, Debug)]
 pub struct TripletConfig {
-    /// Margin alpha.
+    /// Margin alpha, in `(0, 1e4]` ([`crate::MAX_MARGIN`]; distances between normalised
+    /// embeddings are at most 4 squared, 2 plain).
     #[config(default = 0.2)]
     pub margin: f64,
     /// Distance on normalised embeddings.
@@ -66,7 +67,7 @@ pub struct TripletConfig {
 impl TripletConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
-        positive("margin", self.margin).map(|_| ())
+        positive_at_most("margin", self.margin, MAX_MARGIN).map(|_| ())
     }
 
     /// The loss function.
