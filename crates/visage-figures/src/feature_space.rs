@@ -300,13 +300,11 @@ pub fn train_run<B: AutodiffBackend>(
         match finished_run::<B::InnerBackend>(config, &run_dir, classes, device) {
             Some((model, seconds)) => (model, seconds, true),
             None => {
-                // A stale checkpoint of another config must not be read back after training.
-                let stale = run_dir.join("checkpoints");
-                if stale.exists() {
-                    std::fs::remove_dir_all(&stale).map_err(|e| FigureError::io(&stale, e))?;
-                }
+                // Not a finished run of this config: whatever an older run left is replaced
+                // (a stale checkpoint of another config must not be read back after training).
                 let options = TrainOptions {
                     quiet: true,
+                    overwrite: true,
                     ..Default::default()
                 };
                 let summary = train::<B>(config, &run_dir, &options, device).map_err(err)?;

@@ -60,6 +60,14 @@ pub enum TrainError {
         #[source]
         source: Box<TrainError>,
     },
+    /// A new run was asked for in a folder that holds files already.
+    #[error("{path} is not empty (it holds {found}): resume that run (`visage train --resume {path}`), replace it (`--overwrite`), or choose another --out")]
+    RunExists {
+        /// The run directory.
+        path: String,
+        /// What is in it (a few names).
+        found: String,
+    },
     /// The loss zoo cannot run as asked (no configs found, a run directory in the way).
     #[error("zoo: {0}")]
     Zoo(String),

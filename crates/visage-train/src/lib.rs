@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod data;
+pub mod durable;
 pub mod error;
 pub mod extract;
 pub mod optim;
@@ -17,6 +18,7 @@ pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod backbone_record;
 pub mod checkpoint;
+pub mod run_dir;
 pub mod trained;
 pub mod trainer;
 pub mod zoo;

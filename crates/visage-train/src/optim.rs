@@ -12,7 +12,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig,
 };
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 
 use crate::config::{OptimConfig, OptimKind};
@@ -66,24 +66,18 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupOptimizer<M, B> {
         }
     }
 
-    /// Saves the optimiser state (momentum buffers, moments) to `path` (`.bin` added).
-    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-        let result = match self {
-            GroupOptimizer::Sgd(o) => {
-                Recorder::<B>::record(&recorder, o.to_record(), path.to_path_buf())
-            }
-            GroupOptimizer::AdamW(o) => {
-                Recorder::<B>::record(&recorder, o.to_record(), path.to_path_buf())
-            }
-        };
-        result.map(|_| ()).map_err(|e| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+    /// The optimiser state (momentum buffers, moments) as a Burn record (bincode, full
+    /// precision): the bytes of a `.bin` file that [`GroupOptimizer::load`] reads.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+        match self {
+            GroupOptimizer::Sgd(o) => Recorder::<B>::record(&recorder, o.to_record(), ()),
+            GroupOptimizer::AdamW(o) => Recorder::<B>::record(&recorder, o.to_record(), ()),
+        }
+        .expect("an optimiser record encodes")
     }
 
-    /// Loads the optimiser state saved by [`GroupOptimizer::save`].
+    /// Loads the optimiser state written from [`GroupOptimizer::to_bytes`] to `path`.
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self, TrainError> {
         let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
         let err = |e: burn::record::RecorderError| TrainError::Checkpoint {

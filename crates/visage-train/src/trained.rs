@@ -5,13 +5,13 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 
-use crate::checkpoint::{list_checkpoints, read_state};
+use crate::checkpoint::{list_checkpoints, verify_checkpoint};
 use crate::config::TrainConfig;
 use crate::trainer::{config_fingerprint, init_model, load_model, Trainee};
 use crate::TrainError;
 
 /// The modules of the run in `run_dir` (trained with `config` on `classes` classes) as its
-/// last complete checkpoint holds them: backbone, head and auxiliary centres. A finished run's
+/// newest checkpoint holds them (verified against its manifest): backbone, head and auxiliary centres. A finished run's
 /// last checkpoint is its final model. Errors when the run has no checkpoint, or when the
 /// checkpoint was written by a run of another config.
 pub fn load_trained<B: Backend>(
@@ -20,13 +20,15 @@ pub fn load_trained<B: Backend>(
     classes: usize,
     device: &B::Device,
 ) -> Result<Trainee<B>, TrainError> {
+    // The newest checkpoint only: an older one is not the trained model, so a newest one that
+    // fails verification is an error here (a resume falls back; a reader of results must not).
     let (_, dir) = list_checkpoints(run_dir)
         .pop()
         .ok_or_else(|| TrainError::Checkpoint {
             path: run_dir.join("checkpoints").display().to_string(),
             message: "no complete checkpoint to read the trained model from".into(),
         })?;
-    read_state(&dir, &config_fingerprint(config))?;
+    verify_checkpoint(&dir, &config_fingerprint(config), None)?;
     load_model(
         init_model::<B>(config, classes, device)?,
         &dir.join("model.bin"),

@@ -2,14 +2,13 @@
 //! head (+ auxiliary losses) -> optimiser, with per-step schedules, global gradient clipping,
 //! held-out verification, checkpoints and exact resume.
 
-use std::fs::OpenOptions;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::record::{BinFileRecorder, FullPrecisionSettings};
+use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,11 +23,16 @@ use visage_heads::{
 };
 
 use crate::backbone_record::load_backbone;
-use crate::checkpoint::{list_checkpoints, prune, read_state, write_checkpoint, CheckpointState};
+use crate::checkpoint::{
+    checkpoint_dir, list_checkpoints, newest_intact, prune, remove_leftovers, write_checkpoint,
+    CheckpointState,
+};
 use crate::config::{CenterAux, SamplerKind, TrainConfig};
 use crate::data::{open_eval, open_training};
+use crate::durable::{append_line, write_file};
 use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
+use crate::run_dir::{claim_run_dir, truncate_metrics};
 use crate::schedule::learning_rate;
 use crate::TrainError;
 
@@ -46,8 +50,12 @@ pub struct Trainee<B: burn::tensor::backend::Backend> {
 /// How to run.
 #[derive(Debug, Clone, Default)]
 pub struct TrainOptions {
-    /// Continue from the last checkpoint in the run directory.
+    /// Continue from the newest intact checkpoint in the run directory.
     pub resume: bool,
+    /// Start a new run in a run directory that holds files: remove the files a run writes
+    /// there first (see [`crate::run_dir::claim_run_dir`]). Without it (and without `resume`)
+    /// a folder that is not empty is an error.
+    pub overwrite: bool,
     /// Stop (as if killed) after this many steps, without the final evaluation and checkpoint.
     pub stop_after: Option<u64>,
     /// Print nothing but errors.
@@ -75,6 +83,10 @@ pub struct TrainSummary {
     pub images_per_second: f64,
     /// Whether the run stopped early (`stop_after`).
     pub interrupted: bool,
+    /// Whether a resumed run had finished already (its report written): nothing was done.
+    pub already_finished: bool,
+    /// Checkpoints that failed verification on resume and were skipped, with the reason.
+    pub skipped_checkpoints: Vec<String>,
 }
 
 /// A stable fingerprint of everything that determines the sequence of steps.
@@ -135,12 +147,17 @@ impl Evaluator {
 }
 
 fn append_metrics(path: &Path, value: serde_json::Value) -> Result<(), TrainError> {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| TrainError::io(path, e))?;
-    writeln!(f, "{value}").map_err(|e| TrainError::io(path, e))
+    append_line(path, &value.to_string())
+}
+
+/// `model` as the bytes of a Burn `.bin` record (full precision).
+fn model_bytes<B: Backend>(model: &Trainee<B>) -> Vec<u8> {
+    Recorder::<B>::record(
+        &BinBytesRecorder::<FullPrecisionSettings>::default(),
+        model.clone().into_record(),
+        (),
+    )
+    .expect("a model record encodes")
 }
 
 fn tar(report: &VerificationReport, key: &str) -> Option<f64> {
@@ -192,23 +209,7 @@ pub fn init_model<B: Backend>(
 /// through a temporary file renamed into place.
 pub fn save_model<B: Backend>(model: &Trainee<B>, path: &Path) -> Result<PathBuf, TrainError> {
     let path = path.with_extension("bin");
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    // The recorder appends `.bin` itself.
-    let partial = path.with_file_name(format!(".{stem}-partial"));
-    let written = partial.with_extension("bin");
-    let failed = |p: &Path, message: String| TrainError::Checkpoint {
-        path: p.display().to_string(),
-        message,
-    };
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-    model
-        .clone()
-        .save_file(&partial, &recorder)
-        .map_err(|e| failed(&written, e.to_string()))?;
-    std::fs::rename(&written, &path).map_err(|e| failed(&path, e.to_string()))?;
+    write_file(&path, &model_bytes(model))?;
     Ok(path)
 }
 
@@ -247,7 +248,42 @@ pub fn train<B: AutodiffBackend>(
             eprintln!("{s}");
         }
     };
-    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    // The run directory first: refuse a folder that holds another run before any work.
+    if options.resume {
+        if !run_dir.join("config.toml").is_file() {
+            return Err(TrainError::Checkpoint {
+                path: run_dir.display().to_string(),
+                message: "no run to resume here (no config.toml)".into(),
+            });
+        }
+        for leftover in remove_leftovers(run_dir)? {
+            say(format!(
+                "removed {} (left by an interrupted checkpoint write)",
+                leftover.display()
+            ));
+        }
+    } else {
+        claim_run_dir(run_dir, options.overwrite)?;
+        // First, so that a run killed at any later point can be resumed.
+        write_file(
+            &run_dir.join("config.toml"),
+            toml::to_string_pretty(config)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
+    }
+    // A run killed before its first checkpoint resumes from step 0.
+    let resuming = options.resume && !list_checkpoints(run_dir).is_empty();
+    if options.resume && !resuming {
+        say(format!(
+            "{}: no checkpoint yet; starting from step 0",
+            run_dir.display()
+        ));
+        let stale = run_dir.join("metrics.jsonl");
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(|e| TrainError::io(&stale, e))?;
+        }
+    }
     let fingerprint = config_fingerprint(config);
 
     // Data.
@@ -307,11 +343,14 @@ pub fn train<B: AutodiffBackend>(
                     ));
                 }
             }
-            std::fs::write(
-                run_dir.join("eval-set.json"),
-                serde_json::to_string_pretty(&about).unwrap_or_default(),
-            )
-            .map_err(|err| TrainError::io(run_dir, err))?;
+            if !resuming {
+                write_file(
+                    &run_dir.join("eval-set.json"),
+                    serde_json::to_string_pretty(&about)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                )?;
+            }
             Some(Evaluator {
                 set,
                 flip: e.flip.unwrap_or(true),
@@ -327,9 +366,9 @@ pub fn train<B: AutodiffBackend>(
         .center
         .map(|c| (c.weight, center_config(c, classes, dim)));
     let mut model = init_model::<B>(config, classes, device)?;
-    if let (false, Some(path)) = (options.resume, &options.initial_model) {
+    if let (false, Some(path)) = (resuming, &options.initial_model) {
         model = load_model(model, path, device)?;
-    } else if let (false, Some(path)) = (options.resume, &config.train.init_backbone) {
+    } else if let (false, Some(path)) = (resuming, &config.train.init_backbone) {
         model.backbone = load_backbone(model.backbone, path, device)?;
     }
     let contrastive_aux: Option<(f64, Contrastive)> = match config.head.contrastive {
@@ -356,16 +395,43 @@ pub fn train<B: AutodiffBackend>(
         config_fingerprint: fingerprint.clone(),
         baseline_accuracy: None,
         best: None,
+        train_seconds: 0.0,
     };
     let mut baseline = None;
-    if options.resume {
-        let (_, dir) = list_checkpoints(run_dir)
-            .pop()
-            .ok_or_else(|| TrainError::Checkpoint {
-                path: run_dir.join("checkpoints").display().to_string(),
-                message: "no complete checkpoint to resume from".into(),
-            })?;
-        state = read_state(&dir, &fingerprint)?;
+    let mut skipped_checkpoints = Vec::new();
+    if resuming {
+        let found = newest_intact(run_dir, &fingerprint, Some(total), |e| {
+            // Always said, quiet or not: the run goes on from an older checkpoint.
+            eprintln!("skipping {e}");
+            skipped_checkpoints.push(e.to_string());
+        })?;
+        let dir = found.dir;
+        state = found.state;
+        if state.step == total && run_dir.join("report.json").is_file() {
+            say(format!(
+                "{} finished already ({} steps): nothing to do",
+                run_dir.display(),
+                state.step
+            ));
+            return Ok(TrainSummary {
+                run_dir: run_dir.to_path_buf(),
+                losses: Vec::new(),
+                baseline: None,
+                report: None,
+                train_seconds: state.train_seconds,
+                images_per_second: 0.0,
+                interrupted: false,
+                already_finished: true,
+                skipped_checkpoints,
+            });
+        }
+        let dropped = truncate_metrics(&metrics, state.step)?;
+        if dropped > 0 {
+            say(format!(
+                "metrics.jsonl: dropped {dropped} line(s) past step {}",
+                state.step
+            ));
+        }
         let bad = |e: burn::record::RecorderError| TrainError::Checkpoint {
             path: dir.display().to_string(),
             message: e.to_string(),
@@ -381,12 +447,6 @@ pub fn train<B: AutodiffBackend>(
             state.step
         ));
     } else {
-        std::fs::write(
-            run_dir.join("config.toml"),
-            toml::to_string_pretty(config).unwrap_or_default(),
-        )
-        .map_err(|e| TrainError::io(run_dir, e))?;
-        let _ = std::fs::remove_file(&metrics);
         if let Some(ev) = &evaluator {
             let report = ev.run(&model.backbone, device)?;
             say(format!(
@@ -409,17 +469,13 @@ pub fn train<B: AutodiffBackend>(
                 ob: &GroupOptimizer<Backbone<B>, B>,
                 oh: &GroupOptimizer<Head<B>, B>,
                 st: &CheckpointState| {
-        let dir = write_checkpoint(run_dir, st, |tmp| {
-            model
-                .clone()
-                .save_file(tmp.join("model"), &recorder)
-                .map_err(|e| TrainError::Checkpoint {
-                    path: tmp.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            ob.save(&tmp.join("optim-backbone"))?;
-            oh.save(&tmp.join("optim-head"))
-        })?;
+        let (m, b, h) = (model_bytes(model), ob.to_bytes(), oh.to_bytes());
+        let files: [(&str, &[u8]); 3] = [
+            ("model.bin", &m),
+            ("optim-backbone.bin", &b),
+            ("optim-head.bin", &h),
+        ];
+        let dir = write_checkpoint(run_dir, st, &files)?;
         prune(run_dir, config.train.keep_checkpoints, st.best.map(|b| b.0));
         Ok::<PathBuf, TrainError>(dir)
     };
@@ -441,6 +497,7 @@ pub fn train<B: AutodiffBackend>(
     let mut losses = Vec::new();
     let started = Instant::now();
     let start_step = state.step;
+    let seconds_before = state.train_seconds;
     let mut cached_plan: Option<(u64, Vec<Vec<usize>>)> = None;
     let mut interrupted = false;
     while state.step < total {
@@ -529,6 +586,7 @@ pub fn train<B: AutodiffBackend>(
         };
         state.head_state.advance();
         state.step += 1;
+        state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
         losses.push((step, loss_value));
 
         let done = state.step;
@@ -589,6 +647,8 @@ pub fn train<B: AutodiffBackend>(
             train_seconds,
             images_per_second,
             interrupted,
+            already_finished: false,
+            skipped_checkpoints,
         });
     }
 
@@ -607,34 +667,36 @@ pub fn train<B: AutodiffBackend>(
         }
         None => None,
     };
-    save(&model, &opt_backbone, &opt_head, &state)?;
-    model
-        .backbone
-        .clone()
-        .save_file(run_dir.join("backbone"), &recorder)
-        .map_err(|e| TrainError::Checkpoint {
-            path: run_dir.join("backbone.bin").display().to_string(),
-            message: e.to_string(),
-        })?;
+    // A run resumed from its final checkpoint (killed before its report) has that checkpoint
+    // intact already (it was just verified): it is not written again.
+    if !(resuming && start_step == total && checkpoint_dir(run_dir, total).is_dir()) {
+        save(&model, &opt_backbone, &opt_head, &state)?;
+    }
+    let backbone_bytes = Recorder::<B>::record(
+        &BinBytesRecorder::<FullPrecisionSettings>::default(),
+        model.backbone.clone().into_record(),
+        (),
+    )
+    .expect("a backbone record encodes");
+    write_file(&run_dir.join("backbone.bin"), &backbone_bytes)?;
     visage_backbones::save_safetensors(&model.backbone, run_dir.join("backbone.safetensors"))?;
     let final_json = json!({
         "config": config,
         "steps": state.step,
-        "train_seconds": train_seconds,
-        "images_per_second": images_per_second,
+        "train_seconds": state.train_seconds,
+        "images_per_second": state.step as f64 * config.train.batch_size as f64
+            / state.train_seconds.max(1e-9),
         "untrained": baseline,
         "untrained_accuracy": state.baseline_accuracy,
         "verification": report,
         "best": state.best,
     });
-    let path = run_dir.join("report.json");
-    let tmp = run_dir.join(".report.json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_string_pretty(&final_json).unwrap_or_default(),
-    )
-    .map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| TrainError::io(&path, e))?;
+    write_file(
+        &run_dir.join("report.json"),
+        serde_json::to_string_pretty(&final_json)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     Ok(TrainSummary {
         run_dir: run_dir.to_path_buf(),
         losses,
@@ -643,5 +705,7 @@ pub fn train<B: AutodiffBackend>(
         train_seconds,
         images_per_second,
         interrupted,
+        already_finished: false,
+        skipped_checkpoints,
     })
 }

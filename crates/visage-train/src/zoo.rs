@@ -425,8 +425,11 @@ pub fn run_zoo<B: AutodiffBackend>(
                     run_dir.display()
                 );
             }
+            // Reached with a folder of this config's unfinished run (or none): a new start
+            // replaces what it left.
             let train_options = TrainOptions {
                 resume,
+                overwrite: !resume,
                 quiet: options.quiet,
                 ..TrainOptions::default()
             };

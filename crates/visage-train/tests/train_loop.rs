@@ -1,6 +1,10 @@
 //! A few steps of each head family on tiny synthetic data: the loss goes down and stays
 //! finite; a run stopped between checkpoints and resumed equals the uninterrupted run; config
-//! errors name their key; a corrupt checkpoint is an error and is not overwritten.
+//! errors name their key; a corrupt checkpoint is an error and is not overwritten. The
+//! integrity rules: a folder holding a run is refused, a corrupt newest checkpoint is skipped
+//! (and named) for the newest intact one, kill leftovers are removed, `metrics.jsonl` holds
+//! one whole line per step after any resume, a finished run resumed changes nothing, and a
+//! write that fails after any number of bytes loses nothing and the run recovers.
 
 use std::path::PathBuf;
 
@@ -122,7 +126,8 @@ fn resume_equals_the_uninterrupted_run() {
         "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
         "steps = 7\ncheckpoint_every = 2",
     );
-    let straight = run(&c, &tmp("straight"), TrainOptions::default()).unwrap();
+    let start = initial(&c, "straight-init");
+    let straight = run(&c, &tmp("straight"), start.clone()).unwrap();
     let dir = tmp("killed");
     // Killed after step 5: the last checkpoint is at step 4.
     let first = run(
@@ -130,7 +135,7 @@ fn resume_equals_the_uninterrupted_run() {
         &dir,
         TrainOptions {
             stop_after: Some(5),
-            ..Default::default()
+            ..start.clone()
         },
     )
     .unwrap();
@@ -210,7 +215,11 @@ fn a_corrupt_checkpoint_is_an_error_and_is_kept() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("state.json is corrupt"), "{err}");
+    // The manifest's hash catches the change; the only checkpoint is named and kept.
+    assert!(
+        err.contains("step-00000002") && err.contains("state.json has 10 bytes; the manifest says"),
+        "{err}"
+    );
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "{ not json");
 }
 
@@ -354,4 +363,323 @@ fn init_backbone_starts_from_another_runs_network() {
         err.contains("backbone.bin") && err.contains("does not fit"),
         "{err}"
     );
+}
+
+/// `metrics.jsonl` as (step, loss) of its loss lines, checking every line is whole JSON.
+fn loss_lines(dir: &std::path::Path) -> Vec<(u64, f32)> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "half line: {text:?}"
+    );
+    text.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .filter_map(|v| Some((v["step"].as_u64()?, v.get("loss")?.as_f64()? as f32)))
+        .collect()
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A model record of `config`'s initialisation: runs that start from it do not depend on
+/// Burn's global RNG, which tests running in parallel share.
+fn initial(config: &TrainConfig, name: &str) -> TrainOptions {
+    let dir = tmp(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = visage_train::init_model::<B>(config, 6, &Default::default()).unwrap();
+    let path = visage_train::save_model(&model, &dir.join("init")).unwrap();
+    TrainOptions {
+        initial_model: Some(path),
+        ..Default::default()
+    }
+}
+
+fn resume() -> TrainOptions {
+    TrainOptions {
+        resume: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_folder_holding_a_run_is_refused_and_the_run_survives() {
+    let c = config("kind = \"softmax\"", "steps = 4\ncheckpoint_every = 2");
+    let dir = tmp("occupied");
+    run(
+        &c,
+        &dir,
+        TrainOptions {
+            stop_after: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let before: Vec<(String, Vec<u8>)> = [
+        "config.toml",
+        "metrics.jsonl",
+        "checkpoints/step-00000002/model.bin",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), std::fs::read(dir.join(f)).unwrap()))
+    .collect();
+    // Another config into the same folder: refused before anything is written.
+    let other = config("kind = \"normface\"", "steps = 9\ncheckpoint_every = 1");
+    let err = run(&other, &dir, TrainOptions::default()).unwrap_err();
+    assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("config.toml") && msg.contains("--overwrite"),
+        "{msg}"
+    );
+    for (f, bytes) in &before {
+        assert_eq!(&std::fs::read(dir.join(f)).unwrap(), bytes, "{f} changed");
+    }
+    assert_eq!(names_in(&dir.join("checkpoints")), vec!["step-00000002"]);
+    // The first run still resumes and finishes.
+    let done = run(&c, &dir, resume()).unwrap();
+    assert_eq!(done.losses.first().map(|l| l.0), Some(2));
+    // With overwrite, the old run is replaced whole: no checkpoint of it is left to be taken
+    // for the new run's (step-00000004 would sort after the new step-00000001).
+    std::fs::write(dir.join("notes.txt"), "the user's").unwrap();
+    run(
+        &other,
+        &dir,
+        TrainOptions {
+            overwrite: true,
+            stop_after: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(names_in(&dir.join("checkpoints")), vec!["step-00000001"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "the user's"
+    );
+    assert!(!dir.join("report.json").exists());
+    assert_eq!(loss_lines(&dir).len(), 1);
+}
+
+#[test]
+fn a_corrupt_newest_checkpoint_is_named_and_the_newest_intact_one_used() {
+    let c = config(
+        "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+        "steps = 7\ncheckpoint_every = 2\nkeep_checkpoints = 5",
+    );
+    let start = initial(&c, "intact-init");
+    let straight = run(&c, &tmp("intact-straight"), start.clone()).unwrap();
+    for (case, damage) in [
+        ("flip", 0usize),
+        ("swap", 1),
+        ("truncate", 2),
+        ("no-manifest", 3),
+    ] {
+        let dir = tmp(&format!("intact-{case}"));
+        run(
+            &c,
+            &dir,
+            TrainOptions {
+                stop_after: Some(5),
+                ..start.clone()
+            },
+        )
+        .unwrap();
+        let newest = dir.join("checkpoints/step-00000004");
+        let model = newest.join("model.bin");
+        match damage {
+            0 => {
+                let mut b = std::fs::read(&model).unwrap();
+                let i = b.len() / 2;
+                b[i] ^= 0x10;
+                std::fs::write(&model, b).unwrap();
+            }
+            1 => {
+                std::fs::copy(dir.join("checkpoints/step-00000002/model.bin"), &model).unwrap();
+            }
+            2 => {
+                let b = std::fs::read(&model).unwrap();
+                std::fs::write(&model, &b[..b.len() - 3]).unwrap();
+            }
+            _ => std::fs::remove_file(newest.join("manifest.json")).unwrap(),
+        }
+        let resumed = run(&c, &dir, resume()).unwrap();
+        assert_eq!(resumed.skipped_checkpoints.len(), 1, "{case}");
+        assert!(
+            resumed.skipped_checkpoints[0].contains("step-00000004"),
+            "{case}: {:?}",
+            resumed.skipped_checkpoints
+        );
+        assert_eq!(resumed.losses.first().map(|l| l.0), Some(2), "{case}");
+        for (step, loss) in &resumed.losses {
+            assert_eq!(
+                *loss, straight.losses[*step as usize].1,
+                "{case}: step {step}"
+            );
+        }
+        // One whole line per step, equal to the uninterrupted run's.
+        let lines = loss_lines(&dir);
+        let expected: Vec<(u64, f32)> = straight
+            .losses
+            .iter()
+            .map(|(s, l)| (s + 1, *l as f32))
+            .collect();
+        assert_eq!(lines, expected, "{case}");
+    }
+}
+
+#[test]
+fn a_state_beyond_the_runs_end_is_refused() {
+    use visage_train::checkpoint::{Manifest, ManifestEntry};
+    let c = config("kind = \"softmax\"", "steps = 4\ncheckpoint_every = 2");
+    let dir = tmp("beyond");
+    run(
+        &c,
+        &dir,
+        TrainOptions {
+            stop_after: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // Hand-made: a checkpoint whose state says step 9 of 4, with a consistent manifest.
+    let src = dir.join("checkpoints/step-00000002");
+    let dst = dir.join("checkpoints/step-00000009");
+    std::fs::rename(&src, &dst).unwrap();
+    let state = std::fs::read_to_string(dst.join("state.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    v["step"] = 9.into();
+    std::fs::write(dst.join("state.json"), v.to_string()).unwrap();
+    let text = std::fs::read_to_string(dst.join("manifest.json")).unwrap();
+    let mut m: Manifest = serde_json::from_str(&text).unwrap();
+    for ManifestEntry {
+        name,
+        bytes,
+        sha256,
+    } in &mut m.files
+    {
+        let b = std::fs::read(dst.join(&*name)).unwrap();
+        *bytes = b.len() as u64;
+        *sha256 = visage_train::durable::sha256_hex(&b);
+    }
+    std::fs::write(
+        dst.join("manifest.json"),
+        serde_json::to_string(&m).unwrap(),
+    )
+    .unwrap();
+    let err = run(&c, &dir, resume()).unwrap_err().to_string();
+    assert!(
+        err.contains("step 9") && err.contains("beyond the run's last step 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn leftovers_of_a_kill_are_removed_and_a_finished_run_resumed_changes_nothing() {
+    let c = config("kind = \"softmax\"", "steps = 4\ncheckpoint_every = 2");
+    let dir = tmp("finished");
+    run(
+        &c,
+        &dir,
+        TrainOptions {
+            stop_after: Some(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let partial = dir.join("checkpoints/step-00000004.tmp-99999");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("model.bin"), vec![0u8; 4096]).unwrap();
+    run(&c, &dir, resume()).unwrap();
+    assert!(!partial.exists());
+    assert!(names_in(&dir.join("checkpoints"))
+        .iter()
+        .all(|n| !n.contains('.')));
+    let report = std::fs::read(dir.join("report.json")).unwrap();
+    let metrics = std::fs::read(dir.join("metrics.jsonl")).unwrap();
+    let modified = std::fs::metadata(dir.join("report.json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = run(&c, &dir, resume()).unwrap();
+    assert!(again.already_finished && again.losses.is_empty());
+    assert_eq!(std::fs::read(dir.join("report.json")).unwrap(), report);
+    assert_eq!(
+        std::fs::metadata(dir.join("report.json"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
+    assert_eq!(std::fs::read(dir.join("metrics.jsonl")).unwrap(), metrics);
+    let r: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    assert!(r["train_seconds"].as_f64().unwrap() > 0.0, "{r}");
+}
+
+/// Every write of a run (config, metrics lines, checkpoint files, backbone, report) fails
+/// after N bytes, for N spread over everything a run writes: the run stops with an error, and
+/// a resume (or a new start when nothing was resumable) finishes it with the uninterrupted
+/// run's losses, one whole metrics line per step, and no temporary left behind.
+#[test]
+fn a_write_failing_after_any_number_of_bytes_loses_nothing() {
+    use visage_train::durable::inject_write_fault;
+    let c = config(
+        "kind = \"softmax\"",
+        "steps = 5\ncheckpoint_every = 2\nkeep_checkpoints = 1",
+    );
+    let start = initial(&c, "fault-init");
+    let straight = run(&c, &tmp("fault-straight"), start.clone()).unwrap();
+    let expected: Vec<(u64, f32)> = straight
+        .losses
+        .iter()
+        .map(|(s, l)| (s + 1, *l as f32))
+        .collect();
+    let mut budgets: Vec<u64> = vec![0, 1, 50, 300, 1_000];
+    let mut b = 3_000u64;
+    while b < 4_000_000 {
+        budgets.push(b);
+        b = b * 22 / 10;
+    }
+    let mut failed = 0;
+    for budget in budgets {
+        let dir = tmp("fault");
+        inject_write_fault(Some(budget));
+        let first = run(&c, &dir, start.clone());
+        inject_write_fault(None);
+        if first.is_err() {
+            failed += 1;
+            let again = if dir.join("config.toml").exists() {
+                run(&c, &dir, resume())
+            } else {
+                run(
+                    &c,
+                    &dir,
+                    TrainOptions {
+                        overwrite: true,
+                        ..start.clone()
+                    },
+                )
+            };
+            again.unwrap_or_else(|e| panic!("budget {budget}: recovery failed: {e}"));
+        }
+        assert_eq!(loss_lines(&dir), expected, "budget {budget}");
+        let leftovers: Vec<String> = names_in(&dir)
+            .into_iter()
+            .chain(names_in(&dir.join("checkpoints")))
+            .filter(|n| n.contains(".tmp") || n.contains(".old"))
+            .collect();
+        assert!(leftovers.is_empty(), "budget {budget}: {leftovers:?}");
+        assert!(dir.join("report.json").exists() && dir.join("backbone.bin").exists());
+    }
+    assert!(failed >= 8, "only {failed} budgets hit a write");
 }

@@ -1,10 +1,9 @@
 //! `visage align`: five-point alignment of a folder of images to the ArcFace template.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
-use rayon::prelude::*;
-use visage_data::alignment::{align, AlignTemplate};
+use visage_data::align_folder::{align_folder, AlignOptions};
+use visage_data::alignment::AlignTemplate;
 
 /// Output template of `visage align`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -26,51 +25,16 @@ pub struct Args {
     #[arg(long)]
     landmarks: PathBuf,
     /// Output directory; each image keeps its relative path (non jpg/png names get .png).
+    /// Paths must stay inside `--images`; an output never replaces an input image.
     #[arg(long)]
     out: PathBuf,
+    /// Replace outputs that exist already (from an earlier run); input images are never
+    /// replaced.
+    #[arg(long)]
+    overwrite: bool,
     /// Template.
     #[arg(long, value_enum, default_value_t = Template::Arcface112)]
     template: Template,
-}
-
-/// One CSV line: relative path and five landmarks.
-type Job = (usize, PathBuf, [[f64; 2]; 5]);
-
-fn parse_csv(path: &Path) -> anyhow::Result<Vec<Job>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut jobs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.trim_start().starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(|f| f.trim()).collect();
-        if n == 0 && fields.get(1).is_none_or(|f| f.parse::<f64>().is_err()) {
-            continue; // header line: its fields are names, not numbers
-        }
-        let nums: Option<Vec<f64>> = fields
-            .iter()
-            .skip(1)
-            .map(|f| f.parse::<f64>().ok())
-            .collect();
-        match nums {
-            Some(v) if fields.len() == 11 && v.iter().all(|x| x.is_finite()) => {
-                let mut lm = [[0.0; 2]; 5];
-                for k in 0..5 {
-                    lm[k] = [v[2 * k], v[2 * k + 1]];
-                }
-                jobs.push((n + 1, PathBuf::from(fields[0]), lm));
-            }
-            _ => anyhow::bail!(
-                "{}: line {}: expected `path` and 10 numbers separated by commas, found {} fields: {line:?}",
-                path.display(),
-                n + 1,
-                fields.len()
-            ),
-        }
-    }
-    anyhow::ensure!(!jobs.is_empty(), "{}: no landmark line", path.display());
-    Ok(jobs)
 }
 
 /// Runs `visage align`.
@@ -79,36 +43,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Template::Arcface112 => AlignTemplate::Arcface112,
         Template::Arcface112x96 => AlignTemplate::Arcface112x96,
     };
-    let jobs = parse_csv(&args.landmarks)?;
     let t = std::time::Instant::now();
-    jobs.par_iter()
-        .try_for_each(|(line, rel, lm)| -> anyhow::Result<()> {
-            let src_path = args.images.join(rel);
-            let src = visage_data::sample::read_image(&src_path, 0)?;
-            let out = align(&src, lm, template)
-                .with_context(|| format!("{}: line {line}", args.landmarks.display()))?;
-            let mut dst = args.out.join(rel);
-            let keep = matches!(
-                dst.extension()
-                    .and_then(|e| e.to_str())
-                    .map(|e| e.to_ascii_lowercase())
-                    .as_deref(),
-                Some("png" | "jpg" | "jpeg")
-            );
-            if !keep {
-                dst.set_extension("png");
-            }
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("creating {}", parent.display()))?;
-            }
-            out.save(&dst)?;
-            Ok(())
-        })?;
-    let (h, w) = template.size();
+    let options = AlignOptions {
+        template,
+        overwrite: args.overwrite,
+    };
+    let done = align_folder(&args.images, &args.landmarks, &args.out, options)?;
+    let (h, w) = done.image_size;
     println!(
         "{}",
-        serde_json::json!({"aligned": jobs.len(), "out": args.out, "image_size": [h, w, 3], "seconds": t.elapsed().as_secs_f64()})
+        serde_json::json!({"aligned": done.aligned, "out": done.out, "image_size": [h, w, 3], "seconds": t.elapsed().as_secs_f64()})
     );
     Ok(())
 }

@@ -21,9 +21,14 @@ pub struct Args {
     /// Continue the run in this directory from its last checkpoint.
     #[arg(long, conflicts_with = "config")]
     pub resume: Option<PathBuf>,
-    /// Run directory (default: `[output] dir`, else `runs/<config name>`).
+    /// Run directory (default: `[output] dir`, else `runs/<config name>`). A folder that is
+    /// not empty is refused unless `--overwrite` (or `--resume` it).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Start a new run even where the run directory holds one: its files (config, metrics,
+    /// checkpoints, report, backbone) are removed first; other files are kept.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Backend to train on.
     #[arg(long, value_enum, default_value_t = BackendKind::default_compiled())]
     pub backend: BackendKind,
@@ -88,6 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let options = TrainOptions {
         resume,
+        overwrite: args.overwrite,
         stop_after: args.stop_after,
         quiet: args.quiet,
         initial_model: args.init_from.clone(),
@@ -100,6 +106,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             options,
         },
     )?;
+    if summary.already_finished {
+        println!(
+            "{} finished already ({:.1} s of training): nothing to do; its results are in report.json",
+            summary.run_dir.display(),
+            summary.train_seconds
+        );
+        return Ok(());
+    }
     if summary.interrupted {
         println!(
             "stopped after step {}",

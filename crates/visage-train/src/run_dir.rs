@@ -1,0 +1,186 @@
+//! The run directory: who may write in it, and what a resume keeps of it.
+//!
+//! A new run only starts in an empty (or missing) folder, unless the caller asks to overwrite:
+//! then the files a run writes ([`RUN_FILES`]) are removed first, so nothing of the old run is
+//! mixed into the new one (its checkpoints would otherwise sort after the new ones and be
+//! taken for them), and anything else in the folder is left alone. A resume keeps the folder
+//! and cuts `metrics.jsonl` back to the step it resumes from.
+
+use std::path::Path;
+
+use crate::durable::write_file;
+use crate::TrainError;
+
+/// What a run writes in its directory (and what `overwrite` removes).
+pub const RUN_FILES: [&str; 7] = [
+    "config.toml",
+    "metrics.jsonl",
+    "eval-set.json",
+    "report.json",
+    "backbone.bin",
+    "backbone.safetensors",
+    "checkpoints",
+];
+
+/// Makes `run_dir` ready for a new run: creates it, and refuses one that holds anything
+/// unless `overwrite`, in which case the files of [`RUN_FILES`] (and temporary files of an
+/// interrupted write) are removed and everything else is kept.
+pub fn claim_run_dir(run_dir: &Path, overwrite: bool) -> Result<(), TrainError> {
+    std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
+    let mut names: Vec<String> = std::fs::read_dir(run_dir)
+        .map_err(|e| TrainError::io(run_dir, e))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    if !overwrite {
+        let holds_run = names.iter().any(|n| RUN_FILES.contains(&n.as_str()));
+        let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+        return Err(TrainError::RunExists {
+            path: run_dir.display().to_string(),
+            found: format!(
+                "{}{}{}",
+                if holds_run { "a run: " } else { "" },
+                shown.join(", "),
+                if names.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    for name in &names {
+        let ours =
+            RUN_FILES.contains(&name.as_str()) || (name.starts_with('.') && name.contains(".tmp"));
+        if !ours {
+            continue;
+        }
+        let path = run_dir.join(name);
+        let removed = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| TrainError::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Cuts `metrics.jsonl` back to what a run resumed after `step` steps had written: the lines
+/// of steps before `step`, and those of `step` itself except the final evaluation (which the
+/// resumed run writes again). A half-written last line is dropped too. Returns how many lines
+/// were dropped; the file is rewritten (atomically) only when there is something to drop.
+pub fn truncate_metrics(path: &Path, step: u64) -> Result<usize, TrainError> {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    let mut kept = Vec::with_capacity(text.len());
+    let mut dropped = 0;
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let keep = line.ends_with(b"\n")
+            && serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| {
+                    let s = v.get("step")?.as_u64()?;
+                    let is_final = v.get("final").and_then(|f| f.as_bool()) == Some(true);
+                    Some(s < step || (s == step && !is_final))
+                })
+                .unwrap_or(false);
+        if keep {
+            kept.extend_from_slice(line);
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        write_file(path, &kept)?;
+    }
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("visage-rundir-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_folder_with_anything_in_it_is_refused_without_overwrite() {
+        let d = scratch("claim");
+        claim_run_dir(&d.join("new"), false).unwrap();
+        claim_run_dir(&d.join("new"), false).unwrap(); // still empty
+        std::fs::write(d.join("new/config.toml"), "x").unwrap();
+        let err = claim_run_dir(&d.join("new"), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("config.toml") && err.contains("--resume"),
+            "{err}"
+        );
+        std::fs::write(d.join("notes.txt"), "mine").unwrap();
+        let err = claim_run_dir(&d, false).unwrap_err().to_string();
+        assert!(err.contains("notes.txt"), "{err}");
+    }
+
+    #[test]
+    fn overwrite_removes_the_run_files_and_keeps_the_rest() {
+        let d = scratch("overwrite");
+        std::fs::create_dir_all(d.join("checkpoints/step-00000004")).unwrap();
+        for f in [
+            "config.toml",
+            "metrics.jsonl",
+            "report.json",
+            "notes.txt",
+            ".report.json.tmp-1",
+        ] {
+            std::fs::write(d.join(f), "x").unwrap();
+        }
+        claim_run_dir(&d, true).unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["notes.txt".to_string()]);
+    }
+
+    #[test]
+    fn metrics_are_cut_back_to_the_resumed_step() {
+        let d = scratch("metrics");
+        let p = d.join("metrics.jsonl");
+        let lines = [
+            r#"{"step":0,"eval":{},"untrained":true}"#,
+            r#"{"step":1,"loss":2.0}"#,
+            r#"{"step":2,"loss":1.5}"#,
+            r#"{"step":2,"eval":{}}"#,
+            r#"{"step":3,"loss":1.0}"#,
+        ];
+        std::fs::write(&p, format!("{}\n{{\"step\":4,\"lo", lines.join("\n"))).unwrap();
+        assert_eq!(truncate_metrics(&p, 2).unwrap(), 2);
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{}\n", lines[..4].join("\n"))
+        );
+        assert_eq!(truncate_metrics(&p, 2).unwrap(), 0);
+        // The final evaluation of the resumed step goes: it is written again.
+        std::fs::write(
+            &p,
+            "{\"step\":3,\"loss\":1.0}\n{\"step\":3,\"eval\":{},\"final\":true}\n",
+        )
+        .unwrap();
+        assert_eq!(truncate_metrics(&p, 3).unwrap(), 1);
+        assert_eq!(truncate_metrics(&d.join("missing.jsonl"), 3).unwrap(), 0);
+    }
+}
