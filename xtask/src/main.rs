@@ -127,6 +127,17 @@ enum Task {
         #[arg(long, value_enum, value_delimiter = ',')]
         backends: Vec<Backend>,
     },
+    /// The readers' mutation harness (visage-data's `fuzz_*` tests) run longer, in release:
+    /// generated RecordIO, .bin, IDX, LFW and image-folder inputs, mutated; prints the cases
+    /// tried per reader by outcome (ok / error / panic / hang) and fails on any panic or hang.
+    Fuzz {
+        /// Cases per reader (`cargo test` runs 300).
+        #[arg(long, default_value_t = 20_000)]
+        cases: usize,
+        /// Seed of the generated inputs (a failing case is reproduced with the same seed).
+        #[arg(long, default_value_t = 13)]
+        seed: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -320,6 +331,7 @@ fn main() -> ExitCode {
         } => parity(config, backends, steps, report, all_heads, release, extra),
         Task::Figures { backend, extra } => figures(backend, extra),
         Task::Bench { which, backends } => bench(which, backends),
+        Task::Fuzz { cases, seed } => fuzz(cases, seed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -328,4 +340,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The readers whose mutation harness `cargo xtask fuzz` runs (test targets of visage-data).
+const FUZZ_TARGETS: [&str; 5] = [
+    "fuzz_recordio",
+    "fuzz_bin_pack",
+    "fuzz_idx",
+    "fuzz_lfw",
+    "fuzz_image_folder",
+];
+
+/// `cargo xtask fuzz`: the `fuzz_*` tests in release with `VISAGE_FUZZ_CASES=cases`, one
+/// target after another (each prints its counts), then the counts of every reader again.
+fn fuzz(cases: usize, seed: u64) -> anyhow::Result<()> {
+    let report = std::env::temp_dir().join(format!("visage-fuzz-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&report);
+    let mut c = cargo();
+    c.args(["test", "-p", "visage-data", "--release"]);
+    for t in FUZZ_TARGETS {
+        c.args(["--test", t]);
+    }
+    c.args(["--", "--nocapture", "--test-threads=1"]);
+    c.env("VISAGE_FUZZ_CASES", cases.to_string())
+        .env("VISAGE_FUZZ_SEED", seed.to_string())
+        .env("VISAGE_FUZZ_REPORT", &report);
+    let result = run(c);
+    eprintln!("xtask fuzz: {cases} cases per reader, seed {seed}:");
+    for t in FUZZ_TARGETS {
+        let reader = t.trim_start_matches("fuzz_").replace("bin_pack", "bin");
+        match std::fs::read_to_string(report.join(format!("{reader}.txt"))) {
+            Ok(line) => eprint!("  {line}"),
+            Err(_) => eprintln!("  fuzz {reader}: no report (did not run to the end)"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&report);
+    result
 }
