@@ -15,6 +15,15 @@ use crate::lenet_pp::{LeNetPP, LeNetPPConfig};
 use crate::mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 use crate::sphere_net::{sphere_units, SphereNet, SphereNetConfig};
 
+/// Largest accepted input side (height or width): 4096 pixels, 36 times the 112 of face
+/// recognition, and an image tensor of at most 3 x 4096 x 4096 f32 (200 MB) per image.
+pub const MAX_INPUT_SIDE: usize = 4096;
+/// Largest accepted embedding size: 65,536 (face embeddings are 128 to 512; a 512 x 7 x 7 x
+/// 65,536 IResNet head is already 1.6 G parameters).
+pub const MAX_EMBEDDING_DIM: usize = 65_536;
+/// Largest accepted number of input channels (LeNets++): 64.
+pub const MAX_IN_CHANNELS: usize = 64;
+
 /// Which backbone, with its depth where the family has several.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BackboneKind {
@@ -230,26 +239,47 @@ impl BackboneConfig {
         Ok(kind)
     }
 
-    /// Embedding size (explicit or the kind's default).
+    /// Embedding size (explicit or the kind's default), in `1..=MAX_EMBEDDING_DIM`.
     pub fn embedding_dim(&self) -> Result<usize, BackboneError> {
         let kind = self.backbone_kind()?;
-        Ok(self
+        let d = self
             .embedding_dim
-            .unwrap_or_else(|| kind.default_embedding_dim()))
+            .unwrap_or_else(|| kind.default_embedding_dim());
+        if d == 0 || d > MAX_EMBEDDING_DIM {
+            return Err(BackboneError::InvalidConfig(format!(
+                "embedding_dim = {d}: expected 1 to {MAX_EMBEDDING_DIM}"
+            )));
+        }
+        Ok(d)
     }
 
-    /// Input `[height, width]` (explicit or the kind's default).
+    /// Input `[height, width]` (explicit or the kind's default), each side in
+    /// `1..=MAX_INPUT_SIDE`.
     pub fn input_size(&self) -> Result<[usize; 2], BackboneError> {
         let kind = self.backbone_kind()?;
-        Ok(self.input_size.unwrap_or_else(|| kind.default_input_size()))
+        let hw = self.input_size.unwrap_or_else(|| kind.default_input_size());
+        if hw.iter().any(|&s| s == 0 || s > MAX_INPUT_SIDE) {
+            return Err(BackboneError::InvalidConfig(format!(
+                "input_size = {}x{} (HxW): each side must be 1 to {MAX_INPUT_SIDE}",
+                hw[0], hw[1]
+            )));
+        }
+        Ok(hw)
     }
 
-    /// Input channels (explicit for LeNets++, else the kind's default).
+    /// Input channels (explicit for LeNets++, else the kind's default), in
+    /// `1..=MAX_IN_CHANNELS`.
     pub fn in_channels(&self) -> Result<usize, BackboneError> {
         let kind = self.backbone_kind()?;
-        Ok(self
+        let c = self
             .in_channels
-            .unwrap_or_else(|| kind.default_in_channels()))
+            .unwrap_or_else(|| kind.default_in_channels());
+        if c == 0 || c > MAX_IN_CHANNELS {
+            return Err(BackboneError::InvalidConfig(format!(
+                "in_channels = {c}: expected 1 to {MAX_IN_CHANNELS}"
+            )));
+        }
+        Ok(c)
     }
 
     /// Multiply-accumulates of one image's forward pass (convolutions and linear layers).

@@ -80,6 +80,32 @@ pub enum BackboneError {
         /// Its dtype.
         dtype: String,
     },
+    /// A tensor of the file cannot be read as it claims to be (a storage shorter than the
+    /// tensor needs, strides past its end, a shape that overflows, a missing storage).
+    #[error("weights {path}: tensor `{key}`: {message}")]
+    CorruptTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's key.
+        key: String,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+    /// A tensor of the file holds NaN or an infinity (allowed only when asked for, see
+    /// [`crate::ReadOptions::allow_non_finite`]).
+    #[error(
+        "weights {path}: tensor `{key}` holds a non-finite value ({value}) at flat index          {index} (pass --allow-non-finite to load it anyway)"
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's key.
+        key: String,
+        /// Flat (C-order) index of the first non-finite value.
+        index: usize,
+        /// The value.
+        value: f32,
+    },
     /// The file holds weights the model has no place for (e.g. a deeper network's).
     #[error(
         "weights {path}: {count} key(s) the model does not use, e.g. {examples:?}: \

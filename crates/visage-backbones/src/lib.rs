@@ -20,14 +20,17 @@ pub mod lenet_pp;
 pub mod mobilefacenet;
 pub mod pytorch_import;
 pub mod sphere_net;
+pub mod torch_file;
 
-pub use backbone::{Backbone, BackboneConfig, BackboneKind};
+pub use backbone::{
+    Backbone, BackboneConfig, BackboneKind, MAX_EMBEDDING_DIM, MAX_INPUT_SIDE, MAX_IN_CHANNELS,
+};
 pub use error::BackboneError;
 pub use iresnet::{IResNet, IResNetConfig};
 pub use lenet_pp::{LeNetPP, LeNetPPConfig};
 pub use mobilefacenet::{MobileFaceNet, MobileFaceNetConfig};
 pub use pytorch_import::{
     expected_state_dict, export_state_dict, load_state_dict, load_weights, pytorch_num_params,
-    save_safetensors, torch_key, StateDict,
+    save_safetensors, torch_key, ReadOptions, StateDict, MAX_WEIGHTS_FILE_BYTES,
 };
 pub use sphere_net::{SphereNet, SphereNetConfig};

@@ -1,8 +1,9 @@
 //! PyTorch weights in: InsightFace `backbone.pth` state dicts (or safetensors with the same
 //! keys) loaded into the backbones of this crate.
 //!
-//! Files are read with burn-store's readers (`PytorchReader` for `torch.save` files, zip or
-//! legacy pickle; `SafetensorsStore` for safetensors). Each tensor of the module gets its
+//! Files are read by [`crate::torch_file`] (`torch.save` files, zip or legacy pickle, every
+//! size checked against the bytes present) and the `safetensors` crate; NaN and infinities
+//! are refused unless [`ReadOptions::allow_non_finite`] is set. Each tensor of the module gets its
 //! PyTorch key from [`torch_key`] (the module field names follow PyTorch's, the rest is a
 //! small table: batch norm `gamma`/`beta` -> `weight`/`bias`, PReLU `alpha` -> `weight`,
 //! `downsample.{conv,bn}` -> `downsample.{0,1}`, MobileFaceNet's `layers.<i>` indices).
@@ -17,9 +18,8 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
-use burn_store::pytorch::PytorchReader;
-use burn_store::{ModuleSnapshot, ModuleStore, SafetensorsStore, TensorSnapshot};
+use burn::tensor::{Tensor, TensorData};
+use burn_store::{ModuleSnapshot, TensorSnapshot};
 
 use crate::error::BackboneError;
 
@@ -39,19 +39,21 @@ fn read_err(path: &Path, message: impl ToString) -> BackboneError {
     }
 }
 
-fn is_safetensors(path: &Path) -> Result<bool, BackboneError> {
-    use std::io::Read;
-    if path
-        .extension()
+/// How [`StateDict::read_with`] treats what it reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Load tensors holding NaN or infinities instead of refusing them with
+    /// [`BackboneError::NonFinite`] (the CLI's `--allow-non-finite`).
+    pub allow_non_finite: bool,
+}
+
+/// Largest weight file read (16 GiB): far above any face backbone (iresnet200 is ~260 MB).
+pub const MAX_WEIGHTS_FILE_BYTES: u64 = 16 << 30;
+
+fn looks_like_safetensors(path: &Path, bytes: &[u8]) -> bool {
+    path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-    {
-        return Ok(true);
-    }
-    let mut head = [0u8; 9];
-    let mut f = std::fs::File::open(path).map_err(|e| read_err(path, e))?;
-    let n = f.read(&mut head).map_err(|e| read_err(path, e))?;
-    // safetensors: u64 header length, then the JSON header's `{`.
-    Ok(n == 9 && head[8] == b'{')
+        || (bytes.len() >= 9 && bytes[8] == b'{')
 }
 
 /// Strips wrappers that checkpoints commonly add around a state dict's keys.
@@ -70,53 +72,121 @@ fn normalise_key(key: &str) -> String {
     }
 }
 
-fn to_f32(path: &Path, key: &str, snap: &TensorSnapshot) -> Result<TensorData, BackboneError> {
-    match snap.dtype {
-        DType::F64 | DType::F32 | DType::Flex32 | DType::F16 | DType::BF16 => {}
-        other => {
-            return Err(BackboneError::BadDtype {
-                path: path.to_path_buf(),
-                key: key.to_string(),
-                dtype: format!("{other:?}"),
-            })
-        }
+/// One tensor as read: f32 values for float dtypes, `None` for integer ones.
+type ReadTensor = (String, Vec<usize>, Option<Vec<f32>>, String);
+
+fn read_safetensors(path: &Path, bytes: &[u8]) -> Result<Vec<ReadTensor>, BackboneError> {
+    use safetensors::Dtype;
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| read_err(path, format!("safetensors: {e}")))?;
+    let mut out = Vec::new();
+    for (key, view) in st.tensors() {
+        let data = view.data();
+        let values: Option<Vec<f32>> = match view.dtype() {
+            Dtype::F32 => Some(
+                data.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            Dtype::F64 => Some(
+                data.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+            ),
+            Dtype::F16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| burn::tensor::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => Some(
+                data.chunks_exact(2)
+                    .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        out.push((
+            key,
+            view.shape().to_vec(),
+            values,
+            format!("{:?}", view.dtype()),
+        ));
     }
-    let data = snap
-        .to_data()
-        .map_err(|e| read_err(path, format!("tensor `{key}`: {e:?}")))?;
-    Ok(data.convert_dtype(DType::F32))
+    Ok(out)
+}
+
+fn read_torch(path: &Path, bytes: &[u8]) -> Result<Vec<ReadTensor>, BackboneError> {
+    Ok(crate::torch_file::parse_torch_file(path, bytes)?
+        .into_iter()
+        .map(|(k, t)| (k, t.shape, t.values, format!("{:?}", t.dtype)))
+        .collect())
 }
 
 impl StateDict {
-    /// Reads a PyTorch `torch.save` state dict (`.pth`, `.pt`) or a safetensors file (by
-    /// extension or content). Non-float entries (`num_batches_tracked`) are dropped.
+    /// Reads a PyTorch `torch.save` state dict (`.pth`, `.pt`: the zip format of PyTorch >=
+    /// 1.6 or the legacy stream) or a safetensors file (by extension or content), refusing
+    /// NaN and infinities (see [`StateDict::read_with`]). Non-float entries
+    /// (`num_batches_tracked`) are dropped.
     pub fn read(path: impl AsRef<Path>) -> Result<Self, BackboneError> {
+        Self::read_with(path, ReadOptions::default())
+    }
+
+    /// [`StateDict::read`] with options. Only a regular file is read (a named pipe or a
+    /// device is refused, not waited on), of at most [`MAX_WEIGHTS_FILE_BYTES`].
+    pub fn read_with(path: impl AsRef<Path>, options: ReadOptions) -> Result<Self, BackboneError> {
         let path = path.as_ref();
-        if !path.is_file() {
-            return Err(read_err(path, "no such file"));
+        let meta = std::fs::metadata(path).map_err(|e| read_err(path, e))?;
+        if !meta.is_file() {
+            return Err(read_err(path, "not a regular file"));
         }
-        let snapshots: Vec<(String, TensorSnapshot)> = if is_safetensors(path)? {
-            let mut store = SafetensorsStore::from_file(path);
-            store
-                .get_all_snapshots()
-                .map_err(|e| read_err(path, format!("safetensors: {e}")))?
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
+        if meta.len() > MAX_WEIGHTS_FILE_BYTES {
+            return Err(read_err(
+                path,
+                format!(
+                    "{} bytes is more than the {MAX_WEIGHTS_FILE_BYTES}-byte limit",
+                    meta.len()
+                ),
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
+        Self::from_bytes(path, &bytes, options)
+    }
+
+    /// Parses the bytes of a weight file (`path` names it in errors and decides the format by
+    /// its extension, as [`StateDict::read`] does).
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        options: ReadOptions,
+    ) -> Result<Self, BackboneError> {
+        let read = if looks_like_safetensors(path, bytes) {
+            read_safetensors(path, bytes)?
         } else {
-            PytorchReader::new(path)
-                .map_err(|e| read_err(path, format!("PyTorch file: {e}")))?
-                .into_tensors()
-                .into_iter()
-                .collect()
+            read_torch(path, bytes)?
         };
         let mut tensors = BTreeMap::new();
-        for (key, snap) in snapshots {
+        for (key, shape, values, dtype) in read {
             if key.ends_with("num_batches_tracked") {
                 continue;
             }
-            let data = to_f32(path, &key, &snap)?;
-            tensors.insert(normalise_key(&key), data);
+            let Some(values) = values else {
+                return Err(BackboneError::BadDtype {
+                    path: path.to_path_buf(),
+                    key,
+                    dtype,
+                });
+            };
+            if !options.allow_non_finite {
+                if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+                    return Err(BackboneError::NonFinite {
+                        path: path.to_path_buf(),
+                        key,
+                        index,
+                        value: values[index],
+                    });
+                }
+            }
+            tensors.insert(normalise_key(&key), TensorData::new(values, shape));
         }
         if tensors.is_empty() {
             return Err(read_err(path, "the file holds no float tensors"));

@@ -417,7 +417,7 @@ pub fn random_image(c: usize, h: usize, w: usize, seed: u64) -> Map {
 
 // ---- a minimal `torch.save` writer (zip format of PyTorch >= 1.6, stored entries) ----
 
-fn crc32(data: &[u8]) -> u32 {
+pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in data {
         crc ^= b as u32;
@@ -432,7 +432,7 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-fn zip_stored(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+pub fn zip_stored(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, data) in entries {
@@ -505,52 +505,63 @@ fn pk_int_tuple(p: &mut Vec<u8>, v: &[usize]) {
     p.push(b't');
 }
 
-/// Writes a state dict the way `torch.save(model.state_dict(), path)` does (zip archive with
-/// `archive/data.pkl`, one storage per tensor under `archive/data/<i>`, protocol-2 pickle of an
-/// `OrderedDict` of `torch._utils._rebuild_tensor_v2` calls). `extra_i64` adds int64 tensors
-/// (`num_batches_tracked`).
-pub fn write_torch_save(path: &Path, dict: &Dict, extra_i64: &[(&str, Vec<usize>, Vec<i64>)]) {
+/// One tensor for [`torch_save_bytes`]: key, shape, storage class (`FloatStorage`, ...),
+/// the storage's raw little-endian bytes, and the element count the pickle declares.
+pub struct TorchItem {
+    pub key: String,
+    pub shape: Vec<usize>,
+    pub storage_type: &'static str,
+    pub bytes: Vec<u8>,
+    pub declared_numel: usize,
+}
+
+/// The items of a state dict of f32 tensors plus int64 extras, each in its own storage.
+pub fn torch_items(dict: &Dict, extra_i64: &[(&str, Vec<usize>, Vec<i64>)]) -> Vec<TorchItem> {
+    let mut items: Vec<TorchItem> = dict
+        .iter()
+        .map(|(k, (s, v))| TorchItem {
+            key: k.clone(),
+            shape: s.clone(),
+            storage_type: "FloatStorage",
+            bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            declared_numel: s.iter().product(),
+        })
+        .collect();
+    for (k, s, v) in extra_i64 {
+        items.push(TorchItem {
+            key: k.to_string(),
+            shape: s.clone(),
+            storage_type: "LongStorage",
+            bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            declared_numel: s.iter().product(),
+        });
+    }
+    items
+}
+
+/// The protocol-2 pickle of an `OrderedDict` of `torch._utils._rebuild_tensor_v2` calls, as
+/// `torch.save(model.state_dict())` writes it; storage `i` is item `i`.
+fn state_dict_pickle(items: &[TorchItem]) -> Vec<u8> {
     let mut p = vec![0x80, 2];
     pk_global(&mut p, "collections", "OrderedDict");
     p.push(b')');
     p.push(b'R');
     p.push(b'(');
-    let mut storages: Vec<Vec<u8>> = Vec::new();
-    let mut items: Vec<(String, Vec<usize>, &'static str, Vec<u8>)> = dict
-        .iter()
-        .map(|(k, (s, v))| {
-            (
-                k.clone(),
-                s.clone(),
-                "FloatStorage",
-                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            )
-        })
-        .collect();
-    for (k, s, v) in extra_i64 {
-        items.push((
-            k.to_string(),
-            s.clone(),
-            "LongStorage",
-            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ));
-    }
-    for (key, shape, storage_type, bytes) in items {
-        let id = storages.len();
-        let numel: usize = shape.iter().product();
-        pk_str(&mut p, &key);
+    for (id, item) in items.iter().enumerate() {
+        pk_str(&mut p, &item.key);
         pk_global(&mut p, "torch._utils", "_rebuild_tensor_v2");
         p.push(b'(');
         p.push(b'(');
         pk_str(&mut p, "storage");
-        pk_global(&mut p, "torch", storage_type);
+        pk_global(&mut p, "torch", item.storage_type);
         pk_str(&mut p, &id.to_string());
         pk_str(&mut p, "cpu");
-        pk_int(&mut p, numel as i32);
+        pk_int(&mut p, item.declared_numel as i32);
         p.push(b't');
         p.push(b'Q'); // BINPERSID
         pk_int(&mut p, 0); // storage offset
-        pk_int_tuple(&mut p, &shape);
+        pk_int_tuple(&mut p, &item.shape);
+        let shape = &item.shape;
         let mut stride = vec![1usize; shape.len()];
         for i in (0..shape.len().saturating_sub(1)).rev() {
             stride[i] = stride[i + 1] * shape[i + 1];
@@ -562,15 +573,49 @@ pub fn write_torch_save(path: &Path, dict: &Dict, extra_i64: &[(&str, Vec<usize>
         p.push(b'R');
         p.push(b't');
         p.push(b'R');
-        storages.push(bytes);
     }
     p.push(b'u'); // SETITEMS
     p.push(b'.');
+    p
+}
+
+/// A `torch.save` file of `items`: the zip format of PyTorch >= 1.6 (`legacy = false`:
+/// `archive/data.pkl`, one stored entry per storage under `archive/data/<i>`) or the legacy
+/// stream of PyTorch 0.4 - 1.5 (magic, protocol, sys-info and object pickles, the list of
+/// storage keys, then per storage an 8-byte element count and the bytes).
+pub fn torch_save_bytes(items: &[TorchItem], legacy: bool) -> Vec<u8> {
+    let p = state_dict_pickle(items);
+    if legacy {
+        let mut out = vec![0x80, 2, 0x8a, 0x0a];
+        out.extend([0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+        out.push(b'.');
+        out.extend([0x80, 2, b'M', 0xe9, 0x03, b'.']); // protocol version 1001
+        out.extend([0x80, 2, b'}', b'.']); // sys_info (an empty dict is enough here)
+        out.extend(&p);
+        let mut keys = vec![0x80, 2, b']', b'('];
+        for id in 0..items.len() {
+            pk_str(&mut keys, &id.to_string());
+        }
+        keys.push(b'e');
+        keys.push(b'.');
+        out.extend(keys);
+        for item in items {
+            out.extend((item.declared_numel as u64).to_le_bytes());
+            out.extend(&item.bytes);
+        }
+        return out;
+    }
     let mut entries = vec![("archive/data.pkl".to_string(), p)];
     entries.push(("archive/byteorder".to_string(), b"little".to_vec()));
-    for (i, s) in storages.into_iter().enumerate() {
-        entries.push((format!("archive/data/{i}"), s));
+    for (i, item) in items.iter().enumerate() {
+        entries.push((format!("archive/data/{i}"), item.bytes.clone()));
     }
     entries.push(("archive/version".to_string(), b"3\n".to_vec()));
-    std::fs::write(path, zip_stored(&entries)).unwrap();
+    zip_stored(&entries)
+}
+
+/// Writes a state dict the way `torch.save(model.state_dict(), path)` does (zip format).
+/// `extra_i64` adds int64 tensors (`num_batches_tracked`).
+pub fn write_torch_save(path: &Path, dict: &Dict, extra_i64: &[(&str, Vec<usize>, Vec<i64>)]) {
+    std::fs::write(path, torch_save_bytes(&torch_items(dict, extra_i64), false)).unwrap();
 }
