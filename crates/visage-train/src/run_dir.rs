@@ -54,8 +54,7 @@ pub fn claim_run_dir(run_dir: &Path, overwrite: bool) -> Result<(), TrainError> 
         });
     }
     for name in &names {
-        let ours =
-            RUN_FILES.contains(&name.as_str()) || (name.starts_with('.') && name.contains(".tmp"));
+        let ours = RUN_FILES.contains(&name.as_str()) || is_temporary(name);
         if !ours {
             continue;
         }
@@ -68,6 +67,29 @@ pub fn claim_run_dir(run_dir: &Path, overwrite: bool) -> Result<(), TrainError> 
         removed.map_err(|e| TrainError::io(&path, e))?;
     }
     Ok(())
+}
+
+/// Whether `name` is a temporary file of an interrupted write in a run directory: the
+/// trainer's `.NAME.tmp-PID`, or the safetensors export's `NAME.safetensors.tmp`.
+fn is_temporary(name: &str) -> bool {
+    (name.starts_with('.') && name.contains(".tmp-")) || name.ends_with(".safetensors.tmp")
+}
+
+/// Removes the temporary files an interrupted write left in `run_dir` (not in its
+/// checkpoints: see [`crate::checkpoint::remove_leftovers`]). Returns what it removed.
+pub fn remove_temporaries(run_dir: &Path) -> Result<Vec<std::path::PathBuf>, TrainError> {
+    let mut removed = Vec::new();
+    for e in std::fs::read_dir(run_dir)
+        .map_err(|e| TrainError::io(run_dir, e))?
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_temporary(&name) && e.path().is_file() {
+            std::fs::remove_file(e.path()).map_err(|err| TrainError::io(&e.path(), err))?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
 }
 
 /// Cuts `metrics.jsonl` back to what a run resumed after `step` steps had written: the lines
@@ -143,6 +165,7 @@ mod tests {
             "report.json",
             "notes.txt",
             ".report.json.tmp-1",
+            "backbone.safetensors.tmp",
         ] {
             std::fs::write(d.join(f), "x").unwrap();
         }

@@ -32,7 +32,7 @@ use crate::data::{open_eval, open_training};
 use crate::durable::{append_line, write_file};
 use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
-use crate::run_dir::{claim_run_dir, truncate_metrics};
+use crate::run_dir::{claim_run_dir, remove_temporaries, truncate_metrics};
 use crate::schedule::learning_rate;
 use crate::TrainError;
 
@@ -256,9 +256,11 @@ pub fn train<B: AutodiffBackend>(
                 message: "no run to resume here (no config.toml)".into(),
             });
         }
-        for leftover in remove_leftovers(run_dir)? {
+        let mut leftovers = remove_leftovers(run_dir)?;
+        leftovers.extend(remove_temporaries(run_dir)?);
+        for leftover in leftovers {
             say(format!(
-                "removed {} (left by an interrupted checkpoint write)",
+                "removed {} (left by an interrupted write)",
                 leftover.display()
             ));
         }
