@@ -321,6 +321,22 @@ fn inspect_recordio(path: &Path, options: InspectOptions) -> Result<Inspection> 
             ));
         }
     }
+    // InsightFace identity records against the image labels.
+    if let PackLayout::InsightFace { first_identity, .. } = r.layout {
+        for (c, (start, end)) in r.identity_ranges()?.into_iter().enumerate() {
+            let id_key = first_identity + c as u64;
+            if start > end || end > first_identity || (start == 0 && end > 0) {
+                i.problems.push(format!(
+                    "identity record key {id_key} of {rec}: image range {start}..{end} is outside the images 1..{first_identity}"
+                ));
+            } else if let Some(k) = (start..end).find(|&k| labels[k as usize - 1] != c) {
+                i.problems.push(format!(
+                    "identity record key {id_key} of {rec}: covers record key {k}, whose label is {}, not {c}",
+                    labels[k as usize - 1]
+                ));
+            }
+        }
+    }
     // Bytes after the last record: a partial record or data the index does not list.
     let (last_key, end) = r.end_of_records()?;
     if end < r.file_len() {

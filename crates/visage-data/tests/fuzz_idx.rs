@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fuzz::{below, mutate, outcome, Outcome};
-use visage_data::inspect::{inspect_with, InspectOptions};
 use visage_data::{Mnist, SampleSource, SplitMix64};
 
 /// gzip of `bytes`, as one member or split into two.
@@ -28,14 +27,14 @@ fn gz(bytes: &[u8], two: bool) -> Vec<u8> {
     }
 }
 
-fn exercise(images: &Path, labels: &Path) -> visage_data::Result<()> {
+fn exercise(images: &Path, labels: &Path, valid: bool) -> visage_data::Result<()> {
     let m = Mnist::open(images, labels)?;
     for i in 0..m.len() {
         m.get(i)?;
     }
     m.check_labels()?;
-    inspect_with(images, InspectOptions::default())?;
-    inspect_with(labels, InspectOptions::default())?;
+    fuzz::inspect_deep(images, valid)?;
+    fuzz::inspect_deep(labels, valid)?;
     Ok(())
 }
 
@@ -86,7 +85,7 @@ fn fuzz_idx() {
         );
         std::fs::write(&pi, &fi).unwrap();
         std::fs::write(&pl, &fl).unwrap();
-        (desc, outcome(exercise(&pi, &pl)))
+        (desc, outcome(exercise(&pi, &pl, i % 10 == 0)))
     };
     fuzz::run("idx", Arc::new(case));
 }

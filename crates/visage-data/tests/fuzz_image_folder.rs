@@ -9,23 +9,23 @@ use std::path::Path;
 use std::sync::Arc;
 
 use fuzz::{below, encoded_image, mutate, outcome, Outcome};
-use visage_data::inspect::{inspect_with, InspectOptions};
 use visage_data::recordio::pack_image_folder;
 use visage_data::{ImageFolder, RecordIo, SampleSource, SplitMix64};
 
-fn exercise(root: &Path, pack: &Path) -> visage_data::Result<()> {
+fn exercise(root: &Path, pack: &Path, valid: bool) -> visage_data::Result<()> {
     let f = ImageFolder::open(root)?;
     for i in 0..f.len() {
         f.get(i)?;
     }
     f.check_labels()?;
-    inspect_with(root, InspectOptions { deep: true })?;
+    fuzz::inspect_deep(root, valid)?;
     pack_image_folder(&f, pack)?;
     let r = RecordIo::open(pack)?;
     r.check_labels()?;
     for i in 0..r.len() {
         r.get(i)?;
     }
+    fuzz::inspect_deep(pack, valid)?;
     Ok(())
 }
 
@@ -79,7 +79,7 @@ fn fuzz_image_folder() {
         std::fs::create_dir_all(d.join("pack")).unwrap();
         (
             desc,
-            outcome(exercise(&root, &d.join("pack").join("train"))),
+            outcome(exercise(&root, &d.join("pack").join("train"), i % 10 == 0)),
         )
     };
     fuzz::run("image_folder", Arc::new(case));

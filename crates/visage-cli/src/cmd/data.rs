@@ -18,7 +18,9 @@ enum DataCommand {
     /// Write synthetic identities as an image folder (root/<identity>/<identity>_<NNNN>.png).
     Synth(SynthArgs),
     /// Print a JSON summary of a dataset: RecordIO prefix or .rec/.idx, .bin pack, LFW
-    /// directory, image folder, MNIST IDX file.
+    /// directory, image folder, MNIST IDX file. What disagrees (a `property` file against
+    /// the labels, bytes after the last record, undecodable or mixed-size images) is listed
+    /// under "problems", and then the command exits with status 1.
     Inspect(InspectArgs),
     /// Pack an image folder into PREFIX.rec / PREFIX.idx / property (InsightFace layout).
     Pack(PackArgs),
@@ -31,6 +33,9 @@ enum DataCommand {
 struct InspectArgs {
     /// The dataset path.
     path: PathBuf,
+    /// Decode every image (slow on big packs); by default only the first and the last are.
+    #[arg(long)]
+    deep: bool,
 }
 
 /// Arguments of `visage data pack`.
@@ -96,14 +101,29 @@ struct SynthArgs {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         DataCommand::Synth(a) => synth(a),
-        DataCommand::Inspect(a) => {
-            let info = visage_data::inspect(&a.path)?;
-            println!("{}", serde_json::to_string_pretty(&info)?);
-            Ok(())
-        }
+        DataCommand::Inspect(a) => inspect(a),
         DataCommand::Pack(a) => pack(a),
         DataCommand::Export(a) => export(a),
     }
+}
+
+/// `visage data inspect`: the JSON summary on stdout; an error (exit status 1) when the
+/// summary lists problems, so a script never takes a dataset with problems for a good one.
+fn inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let options = visage_data::inspect::InspectOptions { deep: a.deep };
+    let info = visage_data::inspect::inspect_with(&a.path, options)?;
+    println!("{}", serde_json::to_string_pretty(&info)?);
+    if !info.problems.is_empty() {
+        for p in &info.problems {
+            eprintln!("problem: {p}");
+        }
+        anyhow::bail!(
+            "{}: {} problem(s) found (listed under \"problems\")",
+            a.path.display(),
+            info.problems.len()
+        );
+    }
+    Ok(())
 }
 
 fn pack(a: PackArgs) -> anyhow::Result<()> {
@@ -162,7 +182,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
         seed: a.seed,
         difficulty: a.difficulty,
     };
-    let data = SyntheticDataset::new(cfg, split, a.identities, a.images_per_identity);
+    let data = SyntheticDataset::try_new(cfg, split, a.identities, a.images_per_identity)?;
     let pairs = match a.pairs {
         Some(n) => {
             anyhow::ensure!(
@@ -182,7 +202,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let t = std::time::Instant::now();
     data.write_folder(&a.out, pairs.as_ref())?;
-    let n = a.identities * a.images_per_identity;
+    let n = visage_data::SampleSource::len(&data);
     println!(
         "{}",
         serde_json::json!({

@@ -409,3 +409,17 @@ pub fn encoded_image(r: &mut SplitMix64, h: usize, w: usize) -> Vec<u8> {
         visage_data::sample::encode_jpeg(&pixels, h, w, 90).unwrap()
     }
 }
+
+/// `inspect --deep` of `path`; for a valid (unmutated) input any listed problem is an error
+/// too, so a reader that reports problems in good data fails the harness.
+pub fn inspect_deep(path: &std::path::Path, valid: bool) -> visage_data::Result<()> {
+    let options = visage_data::inspect::InspectOptions { deep: true };
+    let i = visage_data::inspect::inspect_with(path, options)?;
+    if valid && !i.problems.is_empty() {
+        return Err(visage_data::DataError::Invalid(format!(
+            "problems reported for a valid input: {:?}",
+            i.problems
+        )));
+    }
+    Ok(())
+}
