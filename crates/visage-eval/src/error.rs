@@ -15,6 +15,13 @@ pub enum EvalError {
         #[source]
         source: std::io::Error,
     },
+    /// The path exists but is not a regular file (a folder, a named pipe, a device): it is
+    /// refused rather than read (reading a pipe would wait forever).
+    #[error("{path}: not a regular file (folders, named pipes and devices are not read)")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
     /// The file extension is not one this crate reads or writes.
     #[error("{path}: unsupported file extension (expected .npy or .safetensors)")]
     UnsupportedExtension {

@@ -59,6 +59,25 @@ TAR@FAR=1e-6 from unordered genuine probe pairs vs every probe x distractor impo
 largest TPR with FPR <= 1e-6, null when 1e-6 < 1/impostors. Candidates selected with blocked f32 \
 sgemm and certified against f32 rounding (else recomputed exactly); all deciding scores in f64.";
 
+/// Largest rank [`identify`] reports: 10,000. The CMC curve is kept per probe up to the
+/// largest requested rank (8 bytes per probe and rank), so a rank read from a flag is bounded
+/// before anything is allocated; MegaFace reports ranks 1 to 10.
+pub const MAX_RANK: usize = 10_000;
+
+/// Checks a list of ranks: non-empty, each in `1..=MAX_RANK`. Returns them sorted and
+/// deduplicated.
+pub fn check_ranks(ranks: &[usize]) -> Result<Vec<usize>, EvalError> {
+    let mut sorted = ranks.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    match (sorted.first(), sorted.last()) {
+        (Some(&lo), Some(&hi)) if lo >= 1 && hi <= MAX_RANK => Ok(sorted),
+        _ => Err(EvalError::Protocol(format!(
+            "ranks must be a non-empty list of integers from 1 to {MAX_RANK}, got {ranks:?}"
+        ))),
+    }
+}
+
 /// Knobs of [`identify`] (they change speed, never the result).
 #[derive(Debug, Clone)]
 pub struct IdentificationConfig {
@@ -196,7 +215,7 @@ impl<'a> Tiles<'a> {
             dim: distractors.dim,
             inv_norms,
             probe_block,
-            dist_block: config.distractor_block.max(1),
+            dist_block: config.distractor_block.clamp(1, distractors.rows.max(1)),
         }
     }
 
@@ -296,12 +315,7 @@ pub fn identify(
     let mut ranks = config.ranks.clone();
     ranks.sort_unstable();
     ranks.dedup();
-    if ranks.is_empty() || ranks[0] == 0 {
-        return Err(EvalError::Protocol(format!(
-            "ranks must be a non-empty list of integers >= 1, got {:?}",
-            config.ranks
-        )));
-    }
+    check_ranks(&config.ranks)?;
     if distractors.rows > u32::MAX as usize || probes.rows > u32::MAX as usize {
         return Err(EvalError::Shape("more than 2^32 - 1 rows".into()));
     }

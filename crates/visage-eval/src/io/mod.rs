@@ -52,6 +52,18 @@ impl FileFormat {
     }
 }
 
+/// Reads a whole file after checking it is a regular file ([`EvalError::NotAFile`]
+/// otherwise: a named pipe is refused, not waited on).
+pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, EvalError> {
+    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(EvalError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    std::fs::read(path).map_err(|e| EvalError::io(path, e))
+}
+
 fn read_raw(path: &Path, key: &str) -> Result<RawArray, EvalError> {
     match FileFormat::of(path)? {
         FileFormat::Npy => npy::read_npy(path),

@@ -51,7 +51,9 @@ impl ElementType {
     }
 
     fn parse(descr: &str) -> Result<Self, String> {
-        let (order, kind) = descr.split_at(descr.len().min(1));
+        // split after the first character (not byte: the header may hold any UTF-8)
+        let cut = descr.chars().next().map_or(0, char::len_utf8);
+        let (order, kind) = descr.split_at(cut);
         let dtype = match kind {
             "f4" => ElementType::F32,
             "f8" => ElementType::F64,
@@ -163,7 +165,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<RawArray, EvalError> {
 
 /// Reads and parses a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<RawArray, EvalError> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    let bytes = super::read_regular_file(path)?;
     parse_npy(path, &bytes)
 }
 

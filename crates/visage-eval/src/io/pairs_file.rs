@@ -57,6 +57,11 @@ pub fn parse_pairs(path: &Path, text: &str) -> Result<Pairs, EvalError> {
 /// Reads a pairs file.
 pub fn read_pairs_file(path: impl AsRef<Path>) -> Result<Pairs, EvalError> {
     let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+    let bytes = super::read_regular_file(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| EvalError::PairsFile {
+        path: path.to_path_buf(),
+        line: 0,
+        reason: format!("not UTF-8 text ({e})"),
+    })?;
     parse_pairs(path, &text)
 }

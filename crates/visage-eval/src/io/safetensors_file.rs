@@ -61,7 +61,7 @@ pub fn parse_safetensors_tensor(
 
 /// Reads the tensor named `key` from a `.safetensors` file.
 pub fn read_safetensors_tensor(path: &Path, key: &str) -> Result<RawArray, EvalError> {
-    let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    let bytes = super::read_regular_file(path)?;
     parse_safetensors_tensor(path, &bytes, key)
 }
 
