@@ -416,7 +416,8 @@ fn probability(key: &str, v: f32) -> Result<(), TrainError> {
 impl TrainConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+        // A regular file of at most 1 MiB: a named pipe is refused, not waited on.
+        let text = visage_data::read::read_regular_text(path, 1 << 20)?;
         let config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Parse {
             path: path.display().to_string(),
             message: e.to_string(),

@@ -49,12 +49,15 @@ pub fn open_training(data: &DataConfig) -> Result<Box<dyn SampleSource>, TrainEr
             .ok_or_else(|| TrainError::config("data.path", "is required for this data kind"))
     };
     let source: Box<dyn SampleSource> = match data.kind {
-        DataKind::Synthetic => Box::new(SyntheticDataset::new(
-            synth_config(data),
-            SyntheticSplit::Train,
-            data.identities.unwrap_or(0),
-            data.images_per_identity.unwrap_or(0),
-        )),
+        DataKind::Synthetic => Box::new(
+            SyntheticDataset::try_new(
+                synth_config(data),
+                SyntheticSplit::Train,
+                data.identities.unwrap_or(0),
+                data.images_per_identity.unwrap_or(0),
+            )
+            .map_err(|e| TrainError::config("data", e.to_string()))?,
+        ),
         DataKind::ImageFolder => Box::new(ImageFolder::open(&path()?)?),
         DataKind::Recordio => Box::new(RecordIo::open(&path()?)?),
         DataKind::Mnist => {
@@ -73,6 +76,9 @@ pub fn open_training(data: &DataConfig) -> Result<Box<dyn SampleSource>, TrainEr
             "the training source has no images",
         ));
     }
+    // Every label inside the class count the data declares, before a step runs (a label
+    // past it would otherwise fail inside the loss, mid-run).
+    source.check_labels()?;
     Ok(match data.limit {
         Some(limit) => Box::new(Limited {
             inner: source,
