@@ -196,7 +196,9 @@ fn survey(
         v.retain(|&i| i < n);
         v
     };
-    let results: Vec<(usize, std::result::Result<(usize, usize), String>)> = indices
+    // (index, decoded (height, width) or the error message)
+    type Decoded = (usize, std::result::Result<(usize, usize), String>);
+    let results: Vec<Decoded> = indices
         .par_iter()
         .map(|&i| {
             (

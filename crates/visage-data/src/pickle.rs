@@ -600,8 +600,6 @@ fn reduce(callable: Value, args: Value) -> std::result::Result<Value, String> {
 }
 
 /// Parses a pickle; `path` names the file in errors (which give the byte offset).
-
-/// Parses a pickle; `path` names the file in errors (which give the byte offset).
 ///
 /// Nesting deeper than [`MAX_DEPTH`] and values larger in total than 8x the input plus
 /// [`EXTRA_BUDGET`] bytes (counting every copy a memo reference makes) are errors, so no input

@@ -153,14 +153,14 @@ fn fuzz_bin_pack() {
     let dir = fuzz::work_dir("bin");
     let case = move |i: usize, r: &mut SplitMix64| -> (String, Outcome) {
         let (mut bytes, kind) = generate(r);
-        let desc = if i % 10 == 0 {
+        let desc = if fuzz::valid_case(i) {
             format!("valid {kind}")
         } else {
             format!("{kind}: {}", mutate(&mut bytes, r))
         };
         (
             desc,
-            outcome(exercise(&bytes, &dir.join("pack.bin"), i % 10 == 0)),
+            outcome(exercise(&bytes, &dir.join("pack.bin"), fuzz::valid_case(i))),
         )
     };
     fuzz::run("bin", Arc::new(case));

@@ -56,7 +56,7 @@ fn fuzz_idx() {
         let mutate_images = below(r, 3) != 0;
         let before = below(r, 2) == 0;
         let target = |im: bool| if im { "images" } else { "labels" };
-        if i % 10 != 0 && before {
+        if !fuzz::valid_case(i) && before {
             let b = if mutate_images {
                 &mut images
             } else {
@@ -71,11 +71,11 @@ fn fuzz_idx() {
         } else {
             (images, labels)
         };
-        if i % 10 != 0 && !before {
+        if !fuzz::valid_case(i) && !before {
             let b = if mutate_images { &mut fi } else { &mut fl };
             desc = format!("{} file: {}", target(mutate_images), mutate(b, r));
         }
-        if i % 10 == 0 {
+        if fuzz::valid_case(i) {
             desc = "valid".into();
         }
         let desc = format!("{}{desc}", if zipped { "gzip, " } else { "" });
@@ -85,7 +85,7 @@ fn fuzz_idx() {
         );
         std::fs::write(&pi, &fi).unwrap();
         std::fs::write(&pl, &fl).unwrap();
-        (desc, outcome(exercise(&pi, &pl, i % 10 == 0)))
+        (desc, outcome(exercise(&pi, &pl, fuzz::valid_case(i))))
     };
     fuzz::run("idx", Arc::new(case));
 }

@@ -53,7 +53,7 @@ fn fuzz_image_folder() {
                 files.push(p);
             }
         }
-        let desc = if i % 10 == 0 {
+        let desc = if fuzz::valid_case(i) {
             "valid".to_string()
         } else {
             let f = &files[below(r, files.len())];
@@ -79,7 +79,11 @@ fn fuzz_image_folder() {
         std::fs::create_dir_all(d.join("pack")).unwrap();
         (
             desc,
-            outcome(exercise(&root, &d.join("pack").join("train"), i % 10 == 0)),
+            outcome(exercise(
+                &root,
+                &d.join("pack").join("train"),
+                fuzz::valid_case(i),
+            )),
         )
     };
     fuzz::run("image_folder", Arc::new(case));

@@ -46,7 +46,7 @@ fn generate(r: &mut SplitMix64) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
         let mut img = encoded_image(r, h, w);
         if below(r, 3) == 0 {
             // Trailing bytes with the magic at an aligned record offset: a split record.
-            while (img.len() + 24) % 4 != 0 {
+            while !(img.len() + 24).is_multiple_of(4) {
                 img.push(0);
             }
             img.extend_from_slice(&RECORDIO_MAGIC.to_le_bytes());
@@ -88,7 +88,7 @@ fn fuzz_recordio() {
     let dir = fuzz::work_dir("recordio");
     let case = move |i: usize, r: &mut SplitMix64| -> (String, Outcome) {
         let (mut rec, mut idx, mut property) = generate(r);
-        let desc = if i % 10 == 0 {
+        let desc = if fuzz::valid_case(i) {
             "valid".to_string()
         } else {
             match below(r, 10) {
@@ -108,7 +108,10 @@ fn fuzz_recordio() {
         if let Some(p) = &property {
             std::fs::write(d.join("property"), p).unwrap();
         }
-        (desc, outcome(exercise(&d.join("train"), i % 10 == 0)))
+        (
+            desc,
+            outcome(exercise(&d.join("train"), fuzz::valid_case(i))),
+        )
     };
     fuzz::run("recordio", Arc::new(case));
 }

@@ -239,6 +239,11 @@ pub fn mutate(b: &mut Vec<u8>, r: &mut SplitMix64) -> String {
         .join(", ")
 }
 
+/// Whether case `i` is a valid, unmutated input (every 10th case), which must be accepted.
+pub fn valid_case(i: usize) -> bool {
+    i.is_multiple_of(10)
+}
+
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -273,7 +278,7 @@ pub struct Counts {
 static PANIC_MESSAGE: Mutex<Option<String>> = Mutex::new(None);
 
 /// Runs `cases()` cases of `reader` through `case` (case `i` gets its own seeded generator;
-/// every 10th case, `i % 10 == 0`, is a valid unmutated input that must be accepted), prints
+/// every 10th case, [`valid_case`], is a valid unmutated input that must be accepted), prints
 /// the counts, and panics listing the failing cases if any case panicked, hung, allocated
 /// past the limit, or a valid input was refused.
 pub fn run(reader: &str, case: Arc<CaseFn>) -> Counts {
@@ -341,7 +346,7 @@ pub fn run(reader: &str, case: Arc<CaseFn>) -> Counts {
                     Ok(Outcome::Ok) => counts.ok += 1,
                     Ok(Outcome::Error(e)) => {
                         counts.error += 1;
-                        if i % 10 == 0 {
+                        if valid_case(i) {
                             counts.valid_refused += 1;
                             failures.push(format!("{name}: valid input refused: {e}"));
                         }
