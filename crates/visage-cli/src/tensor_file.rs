@@ -42,9 +42,10 @@ pub struct TensorFile {
 pub type ShapeSpec<'a> = &'a [Option<usize>];
 
 impl TensorFile {
-    /// Reads `path` and checks it parses as safetensors.
+    /// Reads `path` (a regular file only: a named pipe or a folder is refused, not waited on)
+    /// and checks it parses as safetensors (every shape against the file's size).
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = read_regular_file(path)?;
         SafeTensors::deserialize(&bytes)
             .with_context(|| format!("{}: not a valid safetensors file", path.display()))?;
         Ok(TensorFile {
@@ -126,6 +127,19 @@ impl TensorFile {
             dims,
         ))
     }
+}
+
+/// Reads a whole file after checking that it is a regular file (a named pipe would block
+/// forever, a folder or device is not a file), with an error naming it.
+pub fn read_regular_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{}: not a regular file (folders, named pipes and devices are not read)",
+            path.display()
+        );
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Writes `tensors` to `path` as safetensors (temporary file, then rename).

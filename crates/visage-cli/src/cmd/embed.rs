@@ -13,6 +13,9 @@
 //! - `--flip` sums the embeddings of each image and its horizontal mirror; `--normalize`
 //!   divides each embedding by its L2 norm (after the flip sum).
 //! - The network runs in inference mode (batch-norm running statistics, no dropout).
+//! - NaN or infinite values in the weights or in the `images` tensor are errors naming the
+//!   tensor, and a non-finite embedding is an error naming its row (nothing is written);
+//!   `--allow-non-finite` lets all three through.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -21,7 +24,9 @@ use anyhow::{bail, Context};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
-use visage_backbones::{load_state_dict, Backbone, BackboneConfig, BackboneKind, StateDict};
+use visage_backbones::{
+    load_state_dict, Backbone, BackboneConfig, BackboneKind, ReadOptions, StateDict,
+};
 use visage_eval::Embeddings;
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
@@ -61,6 +66,10 @@ pub struct Args {
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = BackendKind::default_compiled())]
     pub backend: BackendKind,
+    /// Accept NaN/Inf in the weights and the input tensor, and write non-finite embeddings
+    /// (by default each is an error naming the tensor or the row).
+    #[arg(long)]
+    pub allow_non_finite: bool,
 }
 
 fn parse_hw(s: &str) -> Result<[usize; 2], String> {
@@ -153,9 +162,10 @@ fn read_images_tensor(
     path: &Path,
     channels: usize,
     hw: [usize; 2],
+    allow_non_finite: bool,
 ) -> anyhow::Result<(Vec<f32>, usize)> {
     use safetensors::{Dtype, SafeTensors};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::tensor_file::read_regular_file(path)?;
     let st = SafeTensors::deserialize(&bytes)
         .with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let view = st.tensor("images").with_context(|| {
@@ -188,6 +198,18 @@ fn read_images_tensor(
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
+    if !allow_non_finite {
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            let per = channels * hw[0] * hw[1];
+            bail!(
+                "{}: tensor `images` holds a non-finite value ({}) at flat index {i} (image {}); \
+                 pass --allow-non-finite to embed it anyway",
+                path.display(),
+                data[i],
+                i / per.max(1)
+            );
+        }
+    }
     Ok((data, shape[0]))
 }
 
@@ -280,7 +302,12 @@ impl BackendJob for EmbedJob {
 /// Runs `visage embed`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let kind = BackboneKind::from_str(&args.backbone)?;
-    let state = StateDict::read(&args.weights)?;
+    let state = StateDict::read_with(
+        &args.weights,
+        ReadOptions {
+            allow_non_finite: args.allow_non_finite,
+        },
+    )?;
     let mut config = BackboneConfig::new(kind);
     config.embedding_dim = args
         .embedding_dim
@@ -297,11 +324,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             root: args.input.clone(),
         }
     } else if args.input.is_file() {
-        let (data, n) = read_images_tensor(&args.input, channels, hw)?;
+        let (data, n) = read_images_tensor(&args.input, channels, hw, args.allow_non_finite)?;
         if n == 0 {
             bail!("{}: `images` holds no image", args.input.display());
         }
         Source::Tensor { data, n }
+    } else if args.input.exists() {
+        bail!(
+            "--input {}: not a folder or a regular file (named pipes and devices are not read)",
+            args.input.display()
+        );
     } else {
         bail!("--input {}: no such folder or file", args.input.display());
     };
@@ -331,6 +363,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch_size: args.batch_size,
     };
     let embeddings = dispatch(args.backend, job)?;
+    if !args.allow_non_finite {
+        if let Err(e) = embeddings.check_finite("embeddings") {
+            let which = match (&paths, &e) {
+                (Some(p), visage_eval::EvalError::NonFinite { row, .. }) => {
+                    format!(
+                        " (image {})",
+                        p.get(*row).map(String::as_str).unwrap_or("?")
+                    )
+                }
+                _ => String::new(),
+            };
+            bail!(
+                "{e}{which}: nothing written to {}; pass --allow-non-finite to write it anyway",
+                args.output.display()
+            );
+        }
+    }
     visage_eval::io::write_embeddings(&args.output, &embeddings)?;
     if let Some(paths) = paths {
         let mut list = args.output.clone().into_os_string();

@@ -21,7 +21,8 @@ use anyhow::{bail, Context};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::Serialize;
 use visage_backbones::{
-    expected_state_dict, load_state_dict, Backbone, BackboneConfig, BackboneKind, StateDict,
+    expected_state_dict, load_state_dict, Backbone, BackboneConfig, BackboneKind, ReadOptions,
+    StateDict,
 };
 use visage_data::{BinPack, ImageSample, Lfw, SynthConfig, VerificationSet};
 use visage_eval::{Embeddings, VerificationReport};
@@ -85,6 +86,10 @@ pub struct Args {
     /// Seed of the synthetic pair draw.
     #[arg(long, default_value_t = 7)]
     pub pair_seed: u64,
+    /// Load .pth/.safetensors weights holding NaN/Inf (by default an error naming the
+    /// tensor); non-finite embeddings still fail the verification.
+    #[arg(long)]
+    pub allow_non_finite: bool,
 }
 
 fn parse_hw(s: &str) -> Result<[usize; 2], String> {
@@ -451,14 +456,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let kind = config.backbone_kind().context("backbone")?;
     if !args.weights.is_file() {
-        bail!("--weights {}: no such file", args.weights.display());
+        bail!(
+            "--weights {}: no such file (or not a regular file)",
+            args.weights.display()
+        );
     }
     let weights = if is_record(&args.weights) {
         Weights::Record(args.weights.clone())
     } else {
         Weights::StateDict(
-            StateDict::read(&args.weights)
-                .with_context(|| format!("--weights {}", args.weights.display()))?,
+            StateDict::read_with(
+                &args.weights,
+                ReadOptions {
+                    allow_non_finite: args.allow_non_finite,
+                },
+            )
+            .with_context(|| format!("--weights {}", args.weights.display()))?,
         )
     };
     if let Some(d) = args.embedding_dim {

@@ -17,7 +17,7 @@ use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
 use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
-use crate::tensor_file::{write_tensors, HostTensor, TensorFile};
+use crate::tensor_file::{read_regular_file, write_tensors, HostTensor, TensorFile};
 
 /// Arguments of `visage head`.
 #[derive(clap::Args, Debug)]
@@ -59,8 +59,8 @@ fn dims2(d: &[usize]) -> [usize; 2] {
 
 /// Reads the spec and the input tensors, checking names, dtypes and shapes.
 fn load(args: &Args) -> anyhow::Result<HeadJob> {
-    let text = std::fs::read_to_string(&args.spec)
-        .with_context(|| format!("reading {}", args.spec.display()))?;
+    let text = String::from_utf8(read_regular_file(&args.spec)?)
+        .with_context(|| format!("{}: not UTF-8 text", args.spec.display()))?;
     let spec: HeadSpec = toml::from_str(&text)
         .with_context(|| format!("{}: invalid head spec", args.spec.display()))?;
     let file = TensorFile::open(&args.input)?;
@@ -70,6 +70,19 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
         bail!("{}: tensor `embeddings` has no rows", args.input.display());
     }
     let (labels, _) = file.i64("labels", &[Some(n)])?;
+    // backends hold labels as i32 (or narrower): a larger value is refused here, by name,
+    // before it reaches a tensor (the range against the class count is checked later)
+    if let Some((i, &l)) = labels
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| i32::try_from(l).is_err())
+    {
+        bail!(
+            "{}: tensor `labels`[{i}] = {l} does not fit in i32 (labels are class indices in \
+             [0, C))",
+            args.input.display()
+        );
+    }
     let class_name = match spec.kind {
         HeadKind::Center => Some("centers"),
         k if k.has_class_tensor() => Some("weight"),
@@ -106,7 +119,15 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
         0
     };
     let adacos_scale = if file.contains("scale") {
-        Some(file.f32("scale", &[])?.0[0] as f64)
+        let s = file.f32("scale", &[])?.0[0] as f64;
+        if !(s > 0.0 && s <= visage_heads::MAX_SCALE) {
+            bail!(
+                "{}: tensor `scale` = {s} is outside (0, {:e}] (AdaCos's previous scale)",
+                args.input.display(),
+                visage_heads::MAX_SCALE
+            );
+        }
+        Some(s)
     } else {
         None
     };

@@ -23,7 +23,7 @@ pub struct Args {
     /// Distractor embeddings f32 [Nd, d] (.npy or .safetensors key `embeddings`).
     #[arg(long)]
     pub distractors: PathBuf,
-    /// Ranks to report, comma separated.
+    /// Ranks to report, comma separated, each from 1 to 10000.
     #[arg(long, value_delimiter = ',', default_value = "1,5,10")]
     pub ranks: Vec<usize>,
     /// Output JSON report.
@@ -36,6 +36,9 @@ pub struct Args {
 
 /// Runs `visage identify`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // flags first: a bad rank is refused before any file is read or memory reserved
+    visage_eval::identification::check_ranks(&args.ranks)
+        .map_err(|e| anyhow::anyhow!("--ranks: {e}"))?;
     let probes = read_embeddings(&args.probes)?;
     let labels = read_labels(&args.probe_labels)?;
     let distractors = read_embeddings(&args.distractors)?;
