@@ -479,7 +479,7 @@ impl<'a> Machine<'a> {
     }
 
     fn setitems(&mut self, target: &Value, items: Vec<Value>) -> Result<(), BackboneError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.err("odd number of dict items"));
         }
         match target {
@@ -979,8 +979,8 @@ fn materialise(
     let mut index = vec![0u64; rank];
     for _ in 0..n {
         let mut at = t.offset;
-        for d in 0..rank {
-            at += index[d] * t.stride[d];
+        for (i, st) in index.iter().zip(&t.stride) {
+            at += i * st;
         }
         values.push(read(at));
         for d in (0..rank).rev() {

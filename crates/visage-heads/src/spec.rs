@@ -133,10 +133,11 @@ impl std::fmt::Display for HeadKind {
 pub struct HeadSpec {
     /// Which head.
     pub kind: HeadKind,
-    /// Scale s (normface, cosface, arcface, combined).
+    /// Scale s (normface, cosface, arcface, combined), in `(0, 1e4]` ([`crate::MAX_SCALE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<f64>,
-    /// Margin (cosface: cosine; arcface: angle; contrastive, deepid2, triplet: distance).
+    /// Margin (cosface: cosine, `[0, 1)`; arcface: angle in radians, `[0, pi/2)`;
+    /// contrastive, deepid2, triplet: distance, `(0, 1e4]` ([`crate::MAX_MARGIN`])).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin: Option<f64>,
     /// ArcFace easy margin.
@@ -145,28 +146,28 @@ pub struct HeadSpec {
     /// ArcFace margin without gradient.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_margin: Option<bool>,
-    /// Combined margin m1.
+    /// Combined margin m1, in `(0, 8)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub m1: Option<f64>,
-    /// Combined margin m2.
+    /// Combined margin m2 (radians), in `[0, pi/2)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub m2: Option<f64>,
-    /// Combined margin m3.
+    /// Combined margin m3, in `[0, 1)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub m3: Option<f64>,
-    /// Integer margin of L-Softmax / A-Softmax.
+    /// Integer margin of L-Softmax / A-Softmax, `1..=4`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub margin_int: Option<u32>,
-    /// Annealing base.
+    /// Annealing base (finite, `>= 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<f64>,
-    /// Annealing gamma.
+    /// Annealing gamma (finite, `>= 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gamma: Option<f64>,
-    /// Annealing power.
+    /// Annealing power (finite, `>= 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub power: Option<f64>,
-    /// Annealing floor.
+    /// Annealing floor (finite, `>= 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda_min: Option<f64>,
     /// NormFace learnable scale.
@@ -175,10 +176,10 @@ pub struct HeadSpec {
     /// Dynamic AdaCos.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamic: Option<bool>,
-    /// Center-loss centre learning rate.
+    /// Center-loss centre learning rate, in `(0, 1]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
-    /// DeepID2 verification weight.
+    /// DeepID2 verification weight, in `[0, 1e4]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lambda: Option<f64>,
     /// Triplet mining.

@@ -82,6 +82,7 @@ fn reference(sphere: bool, m: u32, lambda: f64, inp: &Inputs) -> (Mat, f64) {
 }
 
 /// Central differences of the reference loss, with a step relative to each entry's row norm.
+#[allow(clippy::needless_range_loop)]
 fn reference_grad(sphere: bool, m: u32, lambda: f64, inp: &Inputs) -> Mat {
     let mut g = vec![vec![0.0; inp.x[0].len()]; inp.x.len()];
     for i in 0..inp.x.len() {
