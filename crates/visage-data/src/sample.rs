@@ -73,12 +73,21 @@ impl ImageSample {
 pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Most memory one image decode may allocate (bytes), whatever its header announces.
 pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
+/// Decoding may allocate at most this many bytes per encoded byte (deflate expands at most
+/// 1032:1, JPEG far less), with a floor of [`MIN_IMAGE_ALLOC`]: a 100-byte file that announces
+/// a 16384x16384 image is refused before its buffer is allocated.
+pub const IMAGE_EXPANSION: u64 = 2048;
+/// The decode allocation every image is allowed, however small its file (16 MiB: RGB images
+/// of up to about 2300x2300).
+pub const MIN_IMAGE_ALLOC: u64 = 16 << 20;
 
 /// Decodes JPEG or PNG `bytes` to RGB; `path` and `record` only name the source in errors.
 ///
-/// The decoder runs under limits ([`MAX_IMAGE_SIDE`], [`MAX_IMAGE_ALLOC`]), so a header that
-/// announces a huge image is an error, not an allocation; a panic inside the third-party
-/// decoder is caught and returned as a [`DataError::Image`] too.
+/// The decoder runs under limits ([`MAX_IMAGE_SIDE`]; an allocation budget of
+/// [`IMAGE_EXPANSION`] x the encoded size, between [`MIN_IMAGE_ALLOC`] and
+/// [`MAX_IMAGE_ALLOC`]), so a header that announces a huge image is an error, not an
+/// allocation; a panic inside the third-party decoder is caught and returned as a
+/// [`DataError::Image`] too.
 pub fn decode_image(bytes: &[u8], label: usize, path: &Path, record: &str) -> Result<ImageSample> {
     let err = |message: String| DataError::Image {
         path: path.to_path_buf(),
@@ -89,7 +98,11 @@ pub fn decode_image(bytes: &[u8], label: usize, path: &Path, record: &str) -> Re
         let mut limits = image::Limits::default();
         limits.max_image_width = Some(MAX_IMAGE_SIDE);
         limits.max_image_height = Some(MAX_IMAGE_SIDE);
-        limits.max_alloc = Some(MAX_IMAGE_ALLOC);
+        limits.max_alloc = Some(
+            (bytes.len() as u64)
+                .saturating_mul(IMAGE_EXPANSION)
+                .clamp(MIN_IMAGE_ALLOC, MAX_IMAGE_ALLOC),
+        );
         let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
             .map_err(|e| e.to_string())?;

@@ -140,6 +140,28 @@ fn generate(r: &mut SplitMix64) -> (Vec<u8>, &'static str) {
     )
 }
 
+/// Inserts, after the protocol header, a fragment that nests lists deeply or doubles a list
+/// through the memo: the stack overflow and the unbounded growth a reader must refuse.
+fn hostile_fragment(bytes: &mut Vec<u8>, r: &mut SplitMix64) -> String {
+    let mut f = Vec::new();
+    let what = if below(r, 2) == 0 {
+        let depth = [101, 1_000, 200_000][below(r, 3)];
+        f.extend(std::iter::repeat_n(b']', depth));
+        f.extend(std::iter::repeat_n(b'a', depth - 1));
+        format!("{depth} nested lists")
+    } else {
+        let doublings = [20, 40, 64][below(r, 3)];
+        f.extend([b']', b'q', 0xEE]);
+        for _ in 0..doublings {
+            f.extend([b']', b'h', 0xEE, b'a', b'h', 0xEE, b'a', b'q', 0xEE]);
+        }
+        format!("a list doubled {doublings} times through the memo")
+    };
+    let at = 2.min(bytes.len());
+    bytes.splice(at..at, f);
+    format!("insert {what} at {at}")
+}
+
 fn exercise(bytes: &[u8], file: &Path, valid: bool) -> visage_data::Result<()> {
     let pack = BinPack::from_bytes(bytes, file)?;
     pack.decode()?;
@@ -155,6 +177,8 @@ fn fuzz_bin_pack() {
         let (mut bytes, kind) = generate(r);
         let desc = if fuzz::valid_case(i) {
             format!("valid {kind}")
+        } else if below(r, 8) == 0 {
+            format!("{kind}: {}", hostile_fragment(&mut bytes, r))
         } else {
             format!("{kind}: {}", mutate(&mut bytes, r))
         };

@@ -70,6 +70,20 @@ fn generate(r: &mut SplitMix64) -> (Vec<u8>, Vec<u8>, Option<Vec<u8>>) {
     (rec, idx.into_bytes(), property)
 }
 
+/// Sets the length word of a random record's first chunk to a huge length (up to 2^29 - 1
+/// bytes, with a start, middle or whole-record cflag): the allocation a reader must not make.
+fn huge_chunk_length(rec: &mut [u8], idx: &[u8], r: &mut SplitMix64) -> String {
+    let offsets: Vec<usize> = String::from_utf8_lossy(idx)
+        .lines()
+        .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
+        .collect();
+    let at = offsets[below(r, offsets.len())] + 4;
+    let cflag = [0u32, 1, 2][below(r, 3)];
+    let len = [(1u32 << 29) - 1, 1 << 28, 1 << 20, 100_000][below(r, 4)];
+    rec[at..at + 4].copy_from_slice(&((cflag << 29) | len).to_le_bytes());
+    format!(".rec: chunk length word at {at} set to cflag {cflag}, {len} bytes")
+}
+
 fn exercise(prefix: &Path, valid: bool) -> visage_data::Result<()> {
     let r = RecordIo::open(prefix)?;
     r.labels()?;
@@ -91,7 +105,8 @@ fn fuzz_recordio() {
         let desc = if fuzz::valid_case(i) {
             "valid".to_string()
         } else {
-            match below(r, 10) {
+            match below(r, 12) {
+                10 | 11 => huge_chunk_length(&mut rec, &idx, r),
                 0..=6 => format!(".rec: {}", mutate(&mut rec, r)),
                 7 | 8 => format!(".idx: {}", mutate(&mut idx, r)),
                 _ => match property.as_mut() {

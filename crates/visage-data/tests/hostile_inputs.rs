@@ -353,3 +353,23 @@ fn named_pipes_are_refused_not_waited_on() {
     assert!(mk(&e.join("train.rec")));
     assert!(msg(RecordIo::open(&e.join("train"))).contains("train.rec: is a named pipe"));
 }
+
+#[test]
+fn an_image_header_announcing_a_huge_image_is_refused_before_allocating() {
+    // A valid 4x4 PNG whose IHDR (CRC fixed) announces 16000 x 16000 pixels: 768 MB of RGB
+    // from a file of about 100 bytes.
+    let mut png = common::png(&common::pattern(4, 4, 0), 4, 4);
+    png[16..20].copy_from_slice(&16_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&16_000u32.to_be_bytes());
+    let mut crc = flate2::Crc::new();
+    crc.update(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let e = msg(visage_data::sample::decode_image(
+        &png,
+        0,
+        Path::new("huge.png"),
+        "image",
+    ));
+    assert!(e.contains("huge.png: image: cannot decode image"), "{e}");
+    assert!(e.to_lowercase().contains("limit"), "{e}");
+}
