@@ -100,17 +100,33 @@ impl TensorFile {
         Ok((view.data().to_vec(), actual))
     }
 
-    /// An f32 tensor with a constrained shape.
+    /// An f32 tensor with a constrained shape; a NaN or infinity is an error naming the
+    /// tensor and the flat index.
     pub fn f32(&self, name: &str, shape: ShapeSpec) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
+        self.f32_with(name, shape, false)
+    }
+
+    /// [`TensorFile::f32`], letting NaN and infinities through when `allow_non_finite`.
+    pub fn f32_with(
+        &self,
+        name: &str,
+        shape: ShapeSpec,
+        allow_non_finite: bool,
+    ) -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
         let (bytes, dims) = self.view_checked(name, Dtype::F32, shape)?;
         let values: Vec<f32> = bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = values
+            .iter()
+            .position(|v| !allow_non_finite && !v.is_finite())
+        {
             bail!(
-                "{}: tensor `{name}` holds a non-finite value at flat index {i}",
-                self.path
+                "{}: tensor `{name}` holds a non-finite value ({}) at flat index {i} (pass \
+                 --allow-non-finite to use it anyway)",
+                self.path,
+                values[i]
             );
         }
         Ok((values, dims))

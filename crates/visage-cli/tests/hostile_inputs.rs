@@ -154,6 +154,51 @@ fn head_labels_beyond_i32_and_bad_scales_are_named() {
         ]);
         fails_with(&out, &["`scale`"]);
     }
+    // NaN in the embeddings: named, unless allowed
+    std::fs::write(&spec, "kind = \"softmax\"\n").unwrap();
+    let nan_in = dir.join("nan.safetensors");
+    write_st(
+        &nan_in,
+        &[
+            (
+                "embeddings",
+                Dtype::F32,
+                vec![2, 2],
+                f32s(&[0.5, f32::NAN, 0.1, 0.2]),
+            ),
+            ("labels", Dtype::I64, vec![2], i64s(&[0, 1])),
+            (
+                "weight",
+                Dtype::F32,
+                vec![3, 2],
+                f32s(&[1.0, 0.0, 0.0, 1.0, -1.0, 0.5]),
+            ),
+        ],
+    );
+    let args = [
+        "head",
+        "--spec",
+        p(&spec),
+        "--input",
+        p(&nan_in),
+        "--output",
+        p(&out_path),
+        "--backend",
+        "ndarray",
+    ];
+    fails_with(
+        &visage(&args),
+        &["`embeddings`", "flat index 1", "--allow-non-finite"],
+    );
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-non-finite");
+    let out = visage(&allowed);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&spec, "kind = \"adacos\"\ndynamic = true\n").unwrap();
     // and a good AdaCos scale still runs
     let input = head_input(&dir, &[0, 1], Some(3.0));
     let out = visage(&[

@@ -34,6 +34,10 @@ pub struct Args {
     /// Backend to compute on.
     #[arg(long, value_enum, default_value_t = BackendKind::default_compiled())]
     pub backend: BackendKind,
+    /// Accept NaN/Inf in `embeddings`, `weight`/`centers` and `bias` (by default an error
+    /// naming the tensor); the AdaCos `scale` must be finite regardless.
+    #[arg(long)]
+    pub allow_non_finite: bool,
 }
 
 /// The host-side inputs of one head evaluation (also `visage parity`'s head case).
@@ -64,7 +68,8 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
     let spec: HeadSpec = toml::from_str(&text)
         .with_context(|| format!("{}: invalid head spec", args.spec.display()))?;
     let file = TensorFile::open(&args.input)?;
-    let (x, xd) = file.f32("embeddings", &[None, None])?;
+    let allow = args.allow_non_finite;
+    let (x, xd) = file.f32_with("embeddings", &[None, None], allow)?;
     let (n, d) = (xd[0], xd[1]);
     if n == 0 {
         bail!("{}: tensor `embeddings` has no rows", args.input.display());
@@ -90,7 +95,7 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
     };
     let weight = match class_name {
         Some(name) => {
-            let (w, wd) = file.f32(name, &[None, Some(d)])?;
+            let (w, wd) = file.f32_with(name, &[None, Some(d)], allow)?;
             Some((w, dims2(&wd)))
         }
         None => None,
@@ -103,7 +108,7 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
                 args.input.display()
             );
         }
-        Some(file.f32("bias", &[classes])?.0)
+        Some(file.f32_with("bias", &[classes], allow)?.0)
     } else {
         None
     };
