@@ -498,6 +498,48 @@ fn mutated_pth_files_never_panic() {
     assert!(c.error > 0);
 }
 
+/// The storages of the zip base; the pickle under test is wrapped with them into a zip with
+/// correct CRCs, so that mutations reach the pickle machine instead of failing the CRC.
+fn pickle_in_zip(path: &Path, pickle: &[u8]) -> Result<(), String> {
+    let items = torch_items(
+        &small_dict(11),
+        &[("bn1.num_batches_tracked", vec![], vec![3i64])],
+    );
+    let mut entries = vec![("archive/data.pkl".to_string(), pickle.to_vec())];
+    for (i, item) in items.iter().enumerate() {
+        entries.push((format!("archive/data/{i}"), item.bytes.clone()));
+    }
+    read_state_dict(path, &zip_stored(&entries))
+}
+
+/// The `data.pkl` of a zip base.
+fn base_pickle() -> Vec<u8> {
+    let zip = torch_save_bytes(
+        &torch_items(
+            &small_dict(11),
+            &[("bn1.num_batches_tracked", vec![], vec![3i64])],
+        ),
+        false,
+    );
+    // the first entry is archive/data.pkl: local header (30 bytes + name), then the data
+    let name_len = u16::from_le_bytes([zip[26], zip[27]]) as usize;
+    let size = u32::from_le_bytes([zip[18], zip[19], zip[20], zip[21]]) as usize;
+    zip[30 + name_len..30 + name_len + size].to_vec()
+}
+
+#[test]
+fn mutated_pth_pickles_never_panic() {
+    let base = base_pickle();
+    pickle_in_zip(Path::new("p.pth"), &base).unwrap();
+    let c = harness(
+        "pth-pickle",
+        vec![("data.pkl".to_string(), base)],
+        fuzz_cases(),
+        pickle_in_zip,
+    );
+    assert!(c.error > 0);
+}
+
 #[test]
 fn mutated_safetensors_weights_never_panic() {
     let p = tmp("base.safetensors");
