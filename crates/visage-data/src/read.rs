@@ -78,17 +78,19 @@ pub fn open_regular(path: &Path, limit: u64) -> Result<(File, u64)> {
 }
 
 /// Reads the whole regular file `path`, refusing non-regular files and files over `limit`
-/// bytes (checked from the metadata before allocating, and again while reading).
+/// bytes (checked from the metadata before allocating). At most the size the metadata gave is
+/// read: a file that grows while it is read (or a pseudo-file that reports size 0 and streams)
+/// is an error, not an unbounded read.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let (file, len) = open_regular(path, limit)?;
     let mut out = Vec::with_capacity(len as usize);
-    file.take(limit.saturating_add(1))
+    file.take(len.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| DataError::io(path, e))?;
-    if out.len() as u64 > limit {
+    if out.len() as u64 > len {
         return Err(DataError::format(
             path,
-            format!("file grew past the {limit}-byte limit while it was read"),
+            format!("file holds more than the {len} bytes its metadata gave when it was opened (it grew while it was read)"),
         ));
     }
     Ok(out)
