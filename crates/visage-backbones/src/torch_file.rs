@@ -833,6 +833,7 @@ fn collect_tensors(
     depth: usize,
     visits: &mut usize,
     out: &mut Vec<(String, Rc<TensorRef>)>,
+    index: &mut HashMap<String, usize>,
 ) -> Result<(), BackboneError> {
     if depth > MAX_DEPTH {
         return Err(bad(
@@ -861,13 +862,14 @@ fn collect_tensors(
         };
         match v {
             Value::Tensor(t) => {
-                if let Some(slot) = out.iter_mut().find(|(k, _)| *k == full) {
-                    slot.1 = t.clone(); // a repeated key: the last one wins, as in Python
+                if let Some(&slot) = index.get(&full) {
+                    out[slot].1 = t.clone(); // a repeated key: the last one wins, as in Python
                 } else {
+                    index.insert(full.clone(), out.len());
                     out.push((full, t.clone()));
                 }
             }
-            Value::Dict(_) => collect_tensors(path, v, &full, depth + 1, visits, out)?,
+            Value::Dict(_) => collect_tensors(path, v, &full, depth + 1, visits, out, index)?,
             _ => {}
         }
     }
@@ -998,6 +1000,47 @@ fn materialise(
     })
 }
 
+/// The elements all tensors may materialise together: twice the file's bytes plus 1 Mi.
+/// Each tensor's storage is bounded by the file, but many tensors can view one storage (a
+/// few bytes of pickle each), which would otherwise multiply the memory without bound; real
+/// state dicts materialise each element once (tied weights twice).
+struct ElementBudget {
+    used: u64,
+    limit: u64,
+    file_len: usize,
+}
+
+impl ElementBudget {
+    fn new(file_len: usize) -> Self {
+        ElementBudget {
+            used: 0,
+            limit: 2 * file_len as u64 + (1 << 20),
+            file_len,
+        }
+    }
+
+    fn take(&mut self, path: &Path, key: &str, t: &TensorRef) -> Result<(), BackboneError> {
+        let n = t
+            .size
+            .iter()
+            .try_fold(1u64, |a, &s| a.checked_mul(s))
+            .unwrap_or(u64::MAX);
+        self.used = self.used.saturating_add(n);
+        if self.used > self.limit {
+            return Err(corrupt(
+                path,
+                key,
+                format!(
+                    "the tensors up to this one hold {} elements, more than twice the file's \
+                     {} bytes (many views of one storage?)",
+                    self.used, self.file_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// PROTO 2, LONG1 of 10 bytes: 0x1950a86a20f9469cfc6c, the legacy format's magic number.
 const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 
@@ -1018,9 +1061,11 @@ pub fn parse_torch_file(
         let mut m = Machine::new(path, &bytes[..e], s);
         let root = m.run()?;
         let mut found = Vec::new();
-        collect_tensors(path, &root, "", 0, &mut 0, &mut found)?;
+        collect_tensors(path, &root, "", 0, &mut 0, &mut found, &mut HashMap::new())?;
         let mut out = Vec::with_capacity(found.len());
+        let mut budget = ElementBudget::new(bytes.len());
         for (key, t) in found {
+            budget.take(path, &key, &t)?;
             let name = format!("{prefix}data/{}", t.storage.key);
             let &(s, e) = entries.get(&name).ok_or_else(|| {
                 corrupt(
@@ -1101,9 +1146,11 @@ pub fn parse_torch_file(
         pos = end;
     }
     let mut found = Vec::new();
-    collect_tensors(path, &root, "", 0, &mut 0, &mut found)?;
+    collect_tensors(path, &root, "", 0, &mut 0, &mut found, &mut HashMap::new())?;
     let mut out = Vec::with_capacity(found.len());
+    let mut budget = ElementBudget::new(bytes.len());
     for (key, t) in found {
+        budget.take(path, &key, &t)?;
         let blob = blobs.get(&t.storage.key).ok_or_else(|| {
             corrupt(
                 path,

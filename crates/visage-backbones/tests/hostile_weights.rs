@@ -558,3 +558,29 @@ fn mutated_safetensors_weights_never_panic() {
     );
     assert!(c.error > 0);
 }
+
+#[test]
+fn many_views_of_one_storage_and_many_keys_are_bounded() {
+    // 200,000 entries viewing one 4,096-float storage: 800 M floats if materialised
+    let mut p = vec![0x80, 2, b'}', b'('];
+    // the tensor once, memoised
+    p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    p.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ\x00\x10\x00\x00tQ");
+    p.extend(b"K\x00(M\x00\x10tK\x01\x85\x89NtR");
+    p.extend([b'r', 0, 0, 0, 0, b'0']); // LONG_BINPUT 0, POP
+    for i in 0..200_000u32 {
+        p.push(b'J');
+        p.extend(i.to_le_bytes());
+        p.extend([b'j', 0, 0, 0, 0]); // LONG_BINGET 0
+    }
+    p.extend([b'u', b'.']);
+    let storage = vec![0u8; 4096 * 4];
+    let bytes = zip_stored(&[
+        ("archive/data.pkl".to_string(), p),
+        ("archive/data/0".to_string(), storage),
+    ]);
+    let start = std::time::Instant::now();
+    let err = StateDict::from_bytes(Path::new("views.pth"), &bytes, opts()).unwrap_err();
+    assert!(err.to_string().contains("views"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+}
