@@ -148,7 +148,15 @@ impl StateDict {
                 ),
             ));
         }
-        let bytes = std::fs::read(path).map_err(|e| read_err(path, e))?;
+        let len = meta.len() as usize; // <= MAX_WEIGHTS_FILE_BYTES
+        let mut bytes = Vec::new();
+        bytes
+            .try_reserve_exact(len)
+            .map_err(|_| read_err(path, format!("cannot allocate {len} bytes to read it")))?;
+        use std::io::Read;
+        std::fs::File::open(path)
+            .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
+            .map_err(|e| read_err(path, e))?;
         Self::from_bytes(path, &bytes, options)
     }
 

@@ -146,7 +146,8 @@ impl TensorFile {
 }
 
 /// Reads a whole file after checking that it is a regular file (a named pipe would block
-/// forever, a folder or device is not a file), with an error naming it.
+/// forever, a folder or device is not a file), with an error naming it; at most the size the
+/// metadata gave, into a buffer reserved fallibly.
 pub fn read_regular_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if !meta.is_file() {
@@ -155,7 +156,20 @@ pub fn read_regular_file(path: &Path) -> anyhow::Result<Vec<u8>> {
             path.display()
         );
     }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    use std::io::Read;
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    // fallible: a file larger than the memory available is an error, not an abort
+    bytes.try_reserve_exact(len).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: cannot allocate {len} bytes to read the file",
+            path.display()
+        )
+    })?;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(bytes)
 }
 
 /// Writes `tensors` to `path` as safetensors (temporary file, then rename).

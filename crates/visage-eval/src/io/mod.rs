@@ -53,15 +53,31 @@ impl FileFormat {
 }
 
 /// Reads a whole file after checking it is a regular file ([`EvalError::NotAFile`]
-/// otherwise: a named pipe is refused, not waited on).
+/// otherwise: a named pipe is refused, not waited on). The buffer is reserved fallibly, so a
+/// file larger than the memory available is an error, not an allocation abort.
 pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, EvalError> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
     if !meta.is_file() {
         return Err(EvalError::NotAFile {
             path: path.to_path_buf(),
         });
     }
-    std::fs::read(path).map_err(|e| EvalError::io(path, e))
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(len).map_err(|_| {
+        EvalError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {len} bytes to read the file"),
+            ),
+        )
+    })?;
+    std::fs::File::open(path)
+        .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
+        .map_err(|e| EvalError::io(path, e))?;
+    Ok(bytes)
 }
 
 fn read_raw(path: &Path, key: &str) -> Result<RawArray, EvalError> {
