@@ -628,3 +628,19 @@ fn truncated_pth_is_an_error_naming_the_tensor_in_embed_and_eval() {
     ]);
     fails_with(&out, &[&format!("`{}`", nan[1].0), "non-finite"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn embed_folder_with_a_symlink_loop_and_a_pipe_ends() {
+    let dir = temp_dir("embed-loop");
+    let w = dir.join("w.safetensors");
+    write_weights(&w, &lenet_dict(0.01));
+    let imgs = dir.join("imgs");
+    std::fs::create_dir_all(imgs.join("a")).unwrap();
+    std::os::unix::fs::symlink(&imgs, imgs.join("a").join("loop")).unwrap();
+    // a named pipe with an image extension is skipped, not opened
+    assert!(fifo(&imgs.join("a").join("pipe.png")));
+    let out_path = dir.join("e.npy");
+    let out = embed(&w, &imgs, &out_path, &[]);
+    fails_with(&out, &["no .jpg/.jpeg/.png images"]);
+}

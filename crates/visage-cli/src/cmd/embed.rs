@@ -96,7 +96,22 @@ enum Source {
 }
 
 fn list_images(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    /// Walks `dir`; each folder is entered once by its canonical path, so a symlink loop
+    /// (`a/b -> a`) ends instead of recursing until the stack overflows.
+    fn walk(
+        dir: &Path,
+        out: &mut Vec<PathBuf>,
+        seen: &mut std::collections::HashSet<PathBuf>,
+        depth: usize,
+    ) -> anyhow::Result<()> {
+        if depth > 64 {
+            bail!("{}: folders nested more than 64 deep", dir.display());
+        }
+        let canonical = std::fs::canonicalize(dir)
+            .with_context(|| format!("cannot read folder {}", dir.display()))?;
+        if !seen.insert(canonical) {
+            return Ok(());
+        }
         let entries = std::fs::read_dir(dir)
             .with_context(|| format!("cannot read folder {}", dir.display()))?;
         for entry in entries {
@@ -104,11 +119,11 @@ fn list_images(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .with_context(|| format!("cannot read folder {}", dir.display()))?
                 .path();
             if path.is_dir() {
-                walk(&path, out)?;
-            } else if path
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+                walk(&path, out, seen, depth + 1)?;
+            } else if path.is_file()
+                && path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
             {
                 out.push(path);
             }
@@ -116,7 +131,7 @@ fn list_images(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
         Ok(())
     }
     let mut files = Vec::new();
-    walk(root, &mut files)?;
+    walk(root, &mut files, &mut std::collections::HashSet::new(), 0)?;
     files.sort();
     if files.is_empty() {
         bail!("no .jpg/.jpeg/.png images under {}", root.display());
