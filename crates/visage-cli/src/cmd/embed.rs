@@ -317,6 +317,14 @@ impl BackendJob for EmbedJob {
 /// Runs `visage embed`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let kind = BackboneKind::from_str(&args.backbone)?;
+    // flags first: a bad --input-size / --embedding-dim is refused before the weights are read
+    let mut flags = BackboneConfig::new(kind);
+    flags.input_size = args.input_size;
+    flags.embedding_dim = args.embedding_dim;
+    flags.input_size()?;
+    if args.embedding_dim.is_some() {
+        flags.embedding_dim()?;
+    }
     let state = StateDict::read_with(
         &args.weights,
         ReadOptions {
