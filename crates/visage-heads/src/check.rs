@@ -73,7 +73,7 @@ pub fn in_range(
     } else {
         Err(HeadError::InvalidField {
             field,
-            value: value.to_string(),
+            value: show(value),
             expected: what.to_string(),
         })
     }
@@ -86,7 +86,7 @@ pub fn non_negative(field: &'static str, value: f64) -> Result<f64, HeadError> {
     } else {
         Err(HeadError::InvalidField {
             field,
-            value: value.to_string(),
+            value: show(value),
             expected: "a finite number >= 0".into(),
         })
     }
@@ -112,7 +112,7 @@ pub fn scale(field: &'static str, value: f64) -> Result<f64, HeadError> {
     } else {
         Err(HeadError::InvalidField {
             field,
-            value: value.to_string(),
+            value: show(value),
             expected: format!("a finite scale in (0, {MAX_SCALE:e}]"),
         })
     }
@@ -125,7 +125,7 @@ pub fn positive_at_most(field: &'static str, value: f64, hi: f64) -> Result<f64,
     } else {
         Err(HeadError::InvalidField {
             field,
-            value: value.to_string(),
+            value: show(value),
             expected: format!("a finite number in (0, {hi:e}]"),
         })
     }
@@ -138,8 +138,19 @@ pub fn non_negative_at_most(field: &'static str, value: f64, hi: f64) -> Result<
     } else {
         Err(HeadError::InvalidField {
             field,
-            value: value.to_string(),
+            value: show(value),
             expected: format!("a finite number in [0, {hi:e}]"),
         })
+    }
+}
+
+/// A field's value for an error message: plain for ordinary magnitudes, scientific for huge
+/// or tiny ones (`1e300` rather than three hundred digits).
+fn show(value: f64) -> String {
+    let a = value.abs();
+    if value.is_finite() && a != 0.0 && !(1e-4..1e6).contains(&a) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
     }
 }
