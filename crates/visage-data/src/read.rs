@@ -80,10 +80,17 @@ pub fn open_regular(path: &Path, limit: u64) -> Result<(File, u64)> {
 /// Reads the whole regular file `path`, refusing non-regular files and files over `limit`
 /// bytes (checked from the metadata before allocating). At most the size the metadata gave is
 /// read: a file that grows while it is read (or a pseudo-file that reports size 0 and streams)
-/// is an error, not an unbounded read.
+/// is an error, not an unbounded read; the buffer is reserved fallibly, so a file larger than
+/// the memory left is an error, not an allocation abort.
 pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>> {
     let (file, len) = open_regular(path, limit)?;
-    let mut out = Vec::with_capacity(len as usize);
+    let mut out = Vec::new();
+    out.try_reserve_exact(len as usize).map_err(|_| {
+        DataError::format(
+            path,
+            format!("cannot allocate {len} bytes to read the file: not enough memory"),
+        )
+    })?;
     file.take(len.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| DataError::io(path, e))?;
