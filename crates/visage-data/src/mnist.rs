@@ -36,12 +36,36 @@ fn idx_element_size(code: u8) -> Option<u64> {
     }
 }
 
-/// Reads from `r` into `out` until it holds `n` bytes or the stream ends.
+/// Reads from `r` into `out` until it holds `n` bytes or the stream ends, growing `out` in
+/// steps of at most 1 MiB reserved fallibly (running out of memory is an error, not an abort).
 fn read_up_to(r: &mut impl Read, out: &mut Vec<u8>, n: u64, path: &Path) -> Result<()> {
-    let want = n.saturating_sub(out.len() as u64);
-    r.take(want)
-        .read_to_end(out)
-        .map_err(|e| DataError::format(path, format!("corrupt gzip stream: {e}")))?;
+    while (out.len() as u64) < n {
+        let want = (n - out.len() as u64).min(1 << 20) as usize;
+        out.try_reserve(want).map_err(|_| {
+            DataError::format(
+                path,
+                format!(
+                    "cannot allocate memory for the {n} decompressed bytes the header announces"
+                ),
+            )
+        })?;
+        let start = out.len();
+        out.resize(start + want, 0);
+        let got = loop {
+            match r.read(&mut out[start..]) {
+                Ok(g) => break g,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    out.truncate(start);
+                    return Err(DataError::format(path, format!("corrupt gzip stream: {e}")));
+                }
+            }
+        };
+        out.truncate(start + got);
+        if got == 0 {
+            break;
+        }
+    }
     Ok(())
 }
 
