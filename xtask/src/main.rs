@@ -126,6 +126,9 @@ enum Task {
         /// Extra backends to compile into the benchmark (where it compares backends).
         #[arg(long, value_enum, value_delimiter = ',')]
         backends: Vec<Backend>,
+        /// Options of `bench compare`.
+        #[command(flatten)]
+        compare: CompareArgs,
     },
     /// The readers' mutation harness (visage-data's `fuzz_*` tests) run longer, in release:
     /// generated RecordIO, .bin, IDX, LFW and image-folder inputs, mutated; prints the cases
@@ -150,6 +153,9 @@ enum Bench {
     Data,
     /// 1:N identification GFLOP/s against a bare matmul of the same shape.
     Identify,
+    /// Issue 14's table: training steps, ArcFace heads and 1:N search in visage (flex) beside
+    /// the same work in PyTorch / FAISS, in one run; prints the table and writes it as JSON.
+    Compare,
 }
 
 impl Bench {
@@ -159,6 +165,7 @@ impl Bench {
             Bench::Backbones => "visage-backbones",
             Bench::Data => "visage-data",
             Bench::Identify => "visage-eval",
+            Bench::Compare => "visage-cli",
         }
     }
     fn name(self) -> &'static str {
@@ -167,6 +174,7 @@ impl Bench {
             Bench::Backbones => "backbones",
             Bench::Data => "data",
             Bench::Identify => "identify",
+            Bench::Compare => "compare",
         }
     }
 }
@@ -330,7 +338,14 @@ fn main() -> ExitCode {
             extra,
         } => parity(config, backends, steps, report, all_heads, release, extra),
         Task::Figures { backend, extra } => figures(backend, extra),
-        Task::Bench { which, backends } => bench(which, backends),
+        Task::Bench {
+            which: Bench::Compare,
+            compare,
+            ..
+        } => bench_compare(compare),
+        Task::Bench {
+            which, backends, ..
+        } => bench(which, backends),
         Task::Fuzz { cases, seed } => fuzz(cases, seed),
     };
     match result {
@@ -376,4 +391,133 @@ fn fuzz(cases: usize, seed: u64) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&report);
     result
+}
+
+/// Options of `cargo xtask bench compare` (ignored by the other benchmarks).
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    /// compare: the Python with torch, faiss-cpu and numpy for the PyTorch / FAISS side
+    /// (default: $VISAGE_BENCH_PYTHON, else /var/cache/visage-bench-venv if present, else
+    /// python3).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// compare: create a virtual environment (at --venv) and pip-install torch (CPU wheel),
+    /// faiss-cpu and numpy into it first, then use it.
+    #[arg(long)]
+    setup: bool,
+    /// compare: where --setup creates the environment (default: TARGET/visage-bench-venv).
+    #[arg(long)]
+    venv: Option<PathBuf>,
+    /// compare: a smaller run that fits in a few minutes (fewer steps, 100k distractors).
+    #[arg(long)]
+    quick: bool,
+    /// compare: only these rows (sphere4, lenetpp, iresnet18, head10k, head100k, search).
+    #[arg(long, value_delimiter = ',')]
+    rows: Vec<String>,
+    /// compare: distractors of the search row (default 1,000,000; 100,000 with --quick).
+    #[arg(long)]
+    distractors: Option<usize>,
+    /// compare: the JSON report (default runs/bench/compare.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// compare: visage rows only (no Python is run).
+    #[arg(long)]
+    no_peer: bool,
+}
+
+/// The venv that the project's machines carry with torch, faiss-cpu and numpy.
+const SHARED_BENCH_VENV: &str = "/var/cache/visage-bench-venv";
+
+/// `cargo xtask bench compare`: picks (or creates) the Python of the peer side and runs the
+/// `compare` bench of visage-cli (`crates/visage-cli/benches/compare.rs`), which measures
+/// each row in visage and then with `bench/compare/peers.py`, prints the table and writes
+/// the JSON. Not part of CI.
+fn bench_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has a parent folder")?
+        .to_path_buf();
+    let python: Option<PathBuf> = if args.no_peer {
+        None
+    } else if args.setup {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target"));
+        let venv = args
+            .venv
+            .clone()
+            .unwrap_or_else(|| target.join("visage-bench-venv"));
+        let venv = if venv.is_absolute() {
+            venv
+        } else {
+            root.join(venv)
+        };
+        let py = venv.join("bin/python");
+        if !py.exists() {
+            let base = args.python.clone().unwrap_or_else(|| "python3".into());
+            let mut c = Command::new(base);
+            c.arg("-m").arg("venv").arg(&venv);
+            run(c)?;
+        }
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "--upgrade", "pip"]);
+        run(c)?;
+        // The CPU wheel of torch (the default wheel on Linux carries CUDA, gigabytes more).
+        let mut c = Command::new(&py);
+        c.args([
+            "-m",
+            "pip",
+            "install",
+            "torch",
+            "--index-url",
+            "https://download.pytorch.org/whl/cpu",
+        ]);
+        run(c)?;
+        let mut c = Command::new(&py);
+        c.args(["-m", "pip", "install", "faiss-cpu", "numpy"]);
+        run(c)?;
+        Some(py)
+    } else if let Some(p) = args.python.clone() {
+        Some(p)
+    } else if let Some(p) = std::env::var_os("VISAGE_BENCH_PYTHON").filter(|p| !p.is_empty()) {
+        Some(PathBuf::from(p))
+    } else if PathBuf::from(SHARED_BENCH_VENV).join("bin/python").exists() {
+        Some(PathBuf::from(SHARED_BENCH_VENV).join("bin/python"))
+    } else {
+        Some(PathBuf::from("python3"))
+    };
+    let mut c = cargo();
+    c.args([
+        "bench",
+        "-p",
+        "visage-cli",
+        "--features",
+        "flex",
+        "--bench",
+        "compare",
+        "--",
+    ]);
+    match &python {
+        Some(p) => {
+            c.arg("--python").arg(p);
+        }
+        None => {
+            c.args(["--no-peer", "--no-peer given to cargo xtask bench compare"]);
+        }
+    }
+    if args.quick {
+        c.arg("--quick");
+    }
+    if !args.rows.is_empty() {
+        c.arg("--rows").arg(args.rows.join(","));
+    }
+    if let Some(n) = args.distractors {
+        c.arg("--distractors").arg(n.to_string());
+    }
+    let out = args
+        .out
+        .map(|o| if o.is_absolute() { o } else { root.join(o) })
+        .unwrap_or_else(|| root.join("runs/bench/compare.json"));
+    c.arg("--out").arg(out);
+    run(c)
 }
