@@ -191,19 +191,13 @@ pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> any
     write_atomic(path, &data)
 }
 
-/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+/// Writes `data` to a temporary file beside `path`, then renames it over `path` (creating the
+/// folder first); on failure no temporary is left and `path` is as it was.
 pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    Ok(visage_data::sample::write_atomic(path, data)?)
 }

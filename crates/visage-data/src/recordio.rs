@@ -726,9 +726,19 @@ impl SampleSource for RecordIo {
 pub struct RecordIoWriter {
     paths: PackPaths,
     tmp_rec: PathBuf,
-    rec: std::io::BufWriter<File>,
+    /// `None` once finished (renamed into place).
+    rec: Option<std::io::BufWriter<File>>,
     idx: String,
     pos: u64,
+}
+
+impl Drop for RecordIoWriter {
+    /// A pack that was not finished (an error, a full disk) leaves no temporary `.rec` behind.
+    fn drop(&mut self) {
+        if self.rec.take().is_some() || self.tmp_rec.exists() {
+            let _ = std::fs::remove_file(&self.tmp_rec);
+        }
+    }
 }
 
 impl RecordIoWriter {
@@ -740,7 +750,7 @@ impl RecordIoWriter {
         Ok(Self {
             paths,
             tmp_rec,
-            rec: std::io::BufWriter::new(f),
+            rec: Some(std::io::BufWriter::new(f)),
             idx: String::new(),
             pos: 0,
         })
@@ -751,8 +761,11 @@ impl RecordIoWriter {
         let mut rec = header.to_bytes();
         rec.extend_from_slice(payload);
         let bytes = encode_record(&rec);
-        self.rec
-            .write_all(&bytes)
+        let rec = self
+            .rec
+            .as_mut()
+            .ok_or_else(|| DataError::Invalid("RecordIoWriter::write after finish".into()))?;
+        rec.write_all(&bytes)
             .map_err(|e| DataError::io(&self.tmp_rec, e))?;
         self.idx += &format!("{key}\t{}\n", self.pos);
         self.pos += bytes.len() as u64;
@@ -760,15 +773,22 @@ impl RecordIoWriter {
     }
 
     /// Flushes and renames both files into place; returns the paths.
+    /// On failure the temporary `.rec` is removed (by drop) and an earlier pack at the prefix
+    /// is left as it was.
     pub fn finish(mut self) -> Result<PackPaths> {
-        self.rec
-            .flush()
+        let mut rec = self
+            .rec
+            .take()
+            .ok_or_else(|| DataError::Invalid("RecordIoWriter::finish called twice".into()))?;
+        rec.flush().map_err(|e| DataError::io(&self.tmp_rec, e))?;
+        rec.get_ref()
+            .sync_all()
             .map_err(|e| DataError::io(&self.tmp_rec, e))?;
-        drop(self.rec);
+        drop(rec);
         crate::sample::write_atomic(&self.paths.idx, self.idx.as_bytes())?;
         std::fs::rename(&self.tmp_rec, &self.paths.rec)
             .map_err(|e| DataError::io(&self.paths.rec, e))?;
-        Ok(self.paths)
+        Ok(self.paths.clone())
     }
 }
 

@@ -165,11 +165,18 @@ pub fn encode_jpeg(pixels: &[u8], height: usize, width: usize, quality: u8) -> R
     Ok(out)
 }
 
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
+/// Writes `bytes` to a temporary file next to `path`, then renames it into place; on failure
+/// the temporary is removed and `path` is as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    let result = std::fs::write(&tmp, bytes)
+        .map_err(|e| DataError::io(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
+    if result.is_err() {
+        // A full disk must not stay full of our half-written temporary.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// The temporary sibling of `path` used by atomic writes.
