@@ -26,6 +26,7 @@
 //! Every reader takes untrusted files: malformed input gives a [`DataError`] naming the file and
 //! the record, offset or field, never a panic and never a silent wrong label.
 
+pub mod align_folder;
 pub mod alignment;
 pub mod augment;
 pub mod batcher;
