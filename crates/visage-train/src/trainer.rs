@@ -235,6 +235,24 @@ pub fn load_model<B: Backend>(
         })
 }
 
+/// Most class-weight elements (classes x embedding size) a run may ask for: 2^32 f32 values,
+/// 16 GiB, before the optimiser's copies. A class count read from the data's metadata is
+/// checked against it before the head is built (an allocation that cannot succeed aborts the
+/// process instead of failing).
+pub const MAX_CLASS_WEIGHTS: u64 = 1 << 32;
+
+fn check_class_weights(classes: usize, dim: usize) -> Result<(), TrainError> {
+    match (classes as u64).checked_mul(dim as u64) {
+        Some(n) if n <= MAX_CLASS_WEIGHTS => Ok(()),
+        _ => Err(TrainError::config(
+            "data",
+            format!(
+                "{classes} classes x {dim}-d embeddings is more than the {MAX_CLASS_WEIGHTS} class-weight values one device can hold here (check the class count of the data, e.g. its property file)"
+            ),
+        )),
+    }
+}
+
 /// Trains `config` in `run_dir` on backend `B`.
 pub fn train<B: AutodiffBackend>(
     config: &TrainConfig,
@@ -307,6 +325,7 @@ pub fn train<B: AutodiffBackend>(
         ));
     }
     let dim = config.backbone.embedding_dim()?;
+    check_class_weights(classes, dim)?;
     config.head.spec.to_config(classes, dim)?;
     if config.head.spec.kind == HeadKind::Center {
         return Err(TrainError::config(
