@@ -683,3 +683,33 @@ fn a_write_failing_after_any_number_of_bytes_loses_nothing() {
     }
     assert!(failed >= 8, "only {failed} budgets hit a write");
 }
+
+#[test]
+fn a_class_count_too_large_for_memory_is_refused_before_the_head_is_built() {
+    use visage_data::{ImageFolder, SynthConfig, SyntheticDataset, SyntheticSplit};
+    let dir = tmp("huge-classes");
+    let synth = SynthConfig {
+        size: 28,
+        ..SynthConfig::default()
+    };
+    SyntheticDataset::new(synth, SyntheticSplit::Train, 2, 2)
+        .write_folder(&dir.join("folder"), None)
+        .unwrap();
+    let folder = ImageFolder::open(&dir.join("folder")).unwrap();
+    std::fs::create_dir_all(dir.join("pack")).unwrap();
+    visage_data::recordio::pack_image_folder(&folder, &dir.join("pack/train")).unwrap();
+    // The property file declares 2^24 classes: with 512-d embeddings that is 2^33 weights.
+    std::fs::write(dir.join("pack/property"), "16777216,28,28").unwrap();
+    let mut c = config("kind = \"softmax\"", "steps = 1");
+    c.train.batch_size = 4;
+    c.data = toml::from_str(&format!(
+        "kind = \"recordio\"\npath = {:?}",
+        dir.join("pack/train").display().to_string()
+    ))
+    .unwrap();
+    c.backbone.embedding_dim = Some(512);
+    let err = run(&c, &tmp("huge-classes-run"), TrainOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("16777216 classes x 512"), "{err}");
+}
