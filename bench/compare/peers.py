@@ -346,6 +346,15 @@ def optimiser(spec, backbone, head):
     raise ValueError(f"optimiser {o['kind']}")
 
 
+def param_stats(named):
+    """[name, numel, mean, std (population)] of each parameter at initialisation."""
+    out = []
+    for name, p in named:
+        t = p.detach().double()
+        out.append([name, t.numel(), t.mean().item(), t.std(unbiased=False).item()])
+    return out
+
+
 def median(xs):
     return statistics.median(xs)
 
@@ -357,6 +366,7 @@ def run_train(spec):
     backbone, head = build_models(spec)
     backbone.train()
     head.train()
+    init_stats = param_stats(list(backbone.named_parameters()) + list(head.named_parameters()))
     opt = optimiser(spec, backbone, head)
     n = spec["batch"]
     b = spec["backbone"]
@@ -379,17 +389,20 @@ def run_train(spec):
         step()
     times = []
     losses = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(spec["steps"]):
         t = time.perf_counter()
         losses.append(step())
         times.append(time.perf_counter() - t)
+    cpu_per_wall = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     med = median(times)
     return {"value": n / med, "unit": "images/s", "step_seconds": times,
             "median_step_s": med, "mean_step_s": sum(times) / len(times),
-            "first_loss": losses[0], "last_loss": losses[-1],
+            "first_loss": losses[0], "last_loss": losses[-1], "cpu_per_wall": cpu_per_wall,
             "parameters": sum(p.numel() for p in backbone.parameters())
             + sum(p.numel() for p in head.parameters()),
             # BatchNorm running mean and variance (Burn's num_params counts them as well).
+            "init_stats": init_stats,
             "running_stats": sum(b.numel() for name, b in backbone.named_buffers()
                                  if name.endswith(("running_mean", "running_var")))}
 
@@ -416,12 +429,15 @@ def run_head(spec):
     for _ in range(spec["warmup"]):
         once()
     times = []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
     for _ in range(spec["steps"]):
         t = time.perf_counter()
         once()
         times.append(time.perf_counter() - t)
+    cpu_per_wall = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     med = median(times)
-    return {"value": med * 1e3, "unit": "ms", "times_s": times, "median_s": med}
+    return {"value": med * 1e3, "unit": "ms", "times_s": times, "median_s": med,
+            "cpu_per_wall": cpu_per_wall}
 
 
 def run_search(spec):

@@ -130,9 +130,11 @@ enum Task {
         #[command(flatten)]
         compare: CompareArgs,
     },
-    /// The readers' mutation harness (visage-data's `fuzz_*` tests) run longer, in release:
-    /// generated RecordIO, .bin, IDX, LFW and image-folder inputs, mutated; prints the cases
-    /// tried per reader by outcome (ok / error / panic / hang) and fails on any panic or hang.
+    /// The readers' mutation harnesses run longer, in release: generated RecordIO, .bin, IDX,
+    /// LFW and image-folder inputs (visage-data's `fuzz_*` tests), npy and safetensors
+    /// (visage-eval), .pth and safetensors weights (visage-backbones) and every config
+    /// (visage-train), mutated; prints the cases tried per reader by outcome (ok / error /
+    /// panic / hang) and fails on any panic or hang.
     Fuzz {
         /// Cases per reader (`cargo test` runs 300).
         #[arg(long, default_value_t = 20_000)]
@@ -366,6 +368,13 @@ const FUZZ_TARGETS: [&str; 5] = [
     "fuzz_image_folder",
 ];
 
+/// The mutation harnesses of the other crates: (package, test target).
+const OTHER_FUZZ_TARGETS: [(&str, &str); 3] = [
+    ("visage-eval", "hostile_readers"),
+    ("visage-backbones", "hostile_weights"),
+    ("visage-train", "fuzz_config"),
+];
+
 /// `cargo xtask fuzz`: the `fuzz_*` tests in release with `VISAGE_FUZZ_CASES=cases`, one
 /// target after another (each prints its counts), then the counts of every reader again.
 fn fuzz(cases: usize, seed: u64) -> anyhow::Result<()> {
@@ -380,7 +389,15 @@ fn fuzz(cases: usize, seed: u64) -> anyhow::Result<()> {
     c.env("VISAGE_FUZZ_CASES", cases.to_string())
         .env("VISAGE_FUZZ_SEED", seed.to_string())
         .env("VISAGE_FUZZ_REPORT", &report);
-    let result = run(c);
+    let mut result = run(c);
+    // The other crates' harnesses print their own counts (npy, safetensors, .pth, configs).
+    for (package, target) in OTHER_FUZZ_TARGETS {
+        let mut c = cargo();
+        c.args(["test", "-p", package, "--release", "--test", target])
+            .args(["--", "--nocapture", "--test-threads=1"])
+            .env("VISAGE_FUZZ_CASES", cases.to_string());
+        result = result.and(run(c));
+    }
     eprintln!("xtask fuzz: {cases} cases per reader, seed {seed}:");
     for t in FUZZ_TARGETS {
         let reader = t.trim_start_matches("fuzz_").replace("bin_pack", "bin");
@@ -402,7 +419,7 @@ struct CompareArgs {
     #[arg(long)]
     python: Option<PathBuf>,
     /// compare: create a virtual environment (at --venv) and pip-install torch (CPU wheel),
-    /// faiss-cpu and numpy into it first, then use it.
+    /// faiss-cpu and numpy into it first (unless they import already), then use it.
     #[arg(long)]
     setup: bool,
     /// compare: where --setup creates the environment (default: TARGET/visage-bench-venv).
@@ -459,23 +476,36 @@ fn bench_compare(args: CompareArgs) -> anyhow::Result<()> {
             c.arg("-m").arg("venv").arg(&venv);
             run(c)?;
         }
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "--upgrade", "pip"]);
-        run(c)?;
-        // The CPU wheel of torch (the default wheel on Linux carries CUDA, gigabytes more).
-        let mut c = Command::new(&py);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "torch",
-            "--index-url",
-            "https://download.pytorch.org/whl/cpu",
-        ]);
-        run(c)?;
-        let mut c = Command::new(&py);
-        c.args(["-m", "pip", "install", "faiss-cpu", "numpy"]);
-        run(c)?;
+        let ready = Command::new(&py)
+            .args(["-c", "import torch, faiss, numpy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            eprintln!(
+                "xtask: {} has torch, faiss and numpy already",
+                venv.display()
+            );
+        } else {
+            let mut c = Command::new(&py);
+            c.args(["-m", "pip", "install", "--upgrade", "pip"]);
+            run(c)?;
+            // The CPU wheel of torch (the default wheel on Linux carries CUDA, gigabytes more).
+            let mut c = Command::new(&py);
+            c.args([
+                "-m",
+                "pip",
+                "install",
+                "torch",
+                "--index-url",
+                "https://download.pytorch.org/whl/cpu",
+            ]);
+            run(c)?;
+            let mut c = Command::new(&py);
+            c.args(["-m", "pip", "install", "faiss-cpu", "numpy"]);
+            run(c)?;
+        }
         Some(py)
     } else if let Some(p) = args.python.clone() {
         Some(p)

@@ -40,7 +40,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Int, Tensor};
@@ -168,6 +168,22 @@ fn machine() -> Value {
     })
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat (clock ticks of
+/// 1/100 s); with wall time it tells how much of the machine a measurement got.
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses and may hold spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(f64::NAN)
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -199,7 +215,7 @@ fn run_peer_json(mut c: Command) -> Result<Value, String> {
     let out = c
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("could not start {c:?}: {e}"))?;
+        .map_err(|e| format!("could not start {:?}: {e}", c.get_program()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -416,6 +432,86 @@ fn train_spec(row: &TrainRow, config: &TrainConfig, threads: usize) -> Value {
     })
 }
 
+/// `[name, numel, mean, std]` of every parameter at initialisation, in module order (BatchNorm
+/// running statistics left out, as PyTorch keeps them as buffers).
+struct InitStats {
+    path: Vec<String>,
+    out: Vec<(String, usize, f64, f64)>,
+}
+
+impl<K: Backend> ModuleVisitor<K> for InitStats {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<K, D>>) {
+        if matches!(
+            self.path.last().map(String::as_str),
+            Some("running_mean") | Some("running_var")
+        ) {
+            return;
+        }
+        let v: Vec<f64> = param
+            .val()
+            .into_data()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .unwrap_or_default();
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        self.out
+            .push((self.path.join("."), v.len(), mean, var.sqrt()));
+    }
+}
+
+/// Compares the two sides' initialisations tensor by tensor: both lists sorted by (numel,
+/// std, mean) and paired; the largest relative difference of the standard deviations of the
+/// random tensors (numel >= 256) and the largest difference of the means of the constant ones.
+fn compare_init(visage: &[(String, usize, f64, f64)], peer: &Value) -> Value {
+    let mut a: Vec<(usize, f64, f64)> = visage.iter().map(|t| (t.1, t.3, t.2)).collect();
+    let mut b: Vec<(usize, f64, f64)> = peer
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r[1].as_u64().unwrap_or(0) as usize,
+                        r[3].as_f64().unwrap_or(f64::NAN),
+                        r[2].as_f64().unwrap_or(f64::NAN),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let key = |x: &(usize, f64, f64), y: &(usize, f64, f64)| {
+        x.0.cmp(&y.0)
+            .then(x.1.total_cmp(&y.1))
+            .then(x.2.total_cmp(&y.2))
+    };
+    a.sort_by(key);
+    b.sort_by(key);
+    let same_shapes = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x.0 == y.0);
+    let mut std_diff: f64 = 0.0;
+    let mut const_diff: f64 = 0.0;
+    for (x, y) in a.iter().zip(&b) {
+        if x.1 == 0.0 && y.1 == 0.0 {
+            const_diff = const_diff.max((x.2 - y.2).abs());
+        } else if x.0 >= 256 {
+            std_diff = std_diff.max((x.1 - y.1).abs() / x.1.max(y.1));
+        }
+    }
+    json!({
+        "tensors_visage": a.len(),
+        "tensors_peer": b.len(),
+        "same_sizes": same_shapes,
+        "max_rel_std_diff_random_tensors": std_diff,
+        "max_mean_diff_constant_tensors": const_diff,
+    })
+}
+
 /// Counted FLOPs of one training step: 3 x the backbone's forward (2 per MAC) per image, plus
 /// 6 N C d for a class-weight head's three matmuls.
 fn train_step_flops(config: &TrainConfig, classes: usize) -> f64 {
@@ -428,6 +524,12 @@ fn train_step_flops(config: &TrainConfig, classes: usize) -> f64 {
 fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value {
     let device = Default::default();
     let mut model: Trainee<B> = init_model(config, row.classes, &device).expect("init_model");
+    let mut init = InitStats {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    model.backbone.visit(&mut init);
+    model.head.visit(&mut init);
     let mut opt_backbone =
         GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
     let mut opt_head =
@@ -442,7 +544,11 @@ fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value
     let total = (row.warmup + row.steps) as u64;
     let mut times = Vec::new();
     let mut losses = Vec::new();
+    let (mut cpu0, mut wall0) = (cpu_seconds(), Instant::now());
     for step in 0..total {
+        if step as usize == row.warmup {
+            (cpu0, wall0) = (cpu_seconds(), Instant::now());
+        }
         let t = Instant::now();
         // The step of visage_train::trainer::train, on a batch already in memory.
         let embeddings: Tensor<B, 2> = model.backbone.forward(images.clone());
@@ -489,6 +595,7 @@ fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value
             losses.push(loss_value);
         }
     }
+    let cpu_per_wall = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
     let parameters = model.backbone.num_params() + model.head.num_params();
     let med = median(&times);
     let flops = train_step_flops(config, row.classes);
@@ -499,11 +606,13 @@ fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value
         "step_seconds": times,
         "median_step_s": med,
         "mean_step_s": times.iter().sum::<f64>() / times.len().max(1) as f64,
+        "cpu_per_wall": cpu_per_wall,
         "first_loss": losses.first(),
         "last_loss": losses.last(),
         // Burn's num_params: parameters plus BatchNorm running statistics (the peer reports
         // the two apart, `parameters` + `running_stats`: a check that the layers match).
         "parameters": parameters,
+        "init_stats": init.out.iter().map(|(name, n, mean, std)| json!([name, n, mean, std])).collect::<Vec<_>>(),
         "step_gflop": flops / 1e9,
         "gflops": gflops,
         "bare": {"what": "flex matmul 1024^3", "gflops": bare_gflops, "ratio": gflops / bare_gflops},
@@ -541,6 +650,7 @@ fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64)
     for _ in 0..warmup {
         once();
     }
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
     let times: Vec<f64> = (0..steps)
         .map(|_| {
             let t = Instant::now();
@@ -548,6 +658,7 @@ fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64)
             t.elapsed().as_secs_f64()
         })
         .collect();
+    let cpu_per_wall = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
     // Bare baseline: one [N, d] x [d, C] matmul (2 N C d flops), as the heads bench.
     let wt = weight.inner().transpose();
     let mut mm = Vec::new();
@@ -567,6 +678,7 @@ fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64)
             "unit": "ms",
             "times_s": times,
             "median_s": med,
+            "cpu_per_wall": cpu_per_wall,
             "gflops": gflops,
             "bare": {"what": "flex matmul [N, d] x [d, C]", "seconds": mm, "gflops": mm_gflops,
                      "ratio": gflops / mm_gflops},
@@ -791,7 +903,7 @@ fn fmt_value(v: Option<f64>, unit: &str) -> String {
     }
 }
 
-fn print_row(r: &Row) {
+fn print_row(r: &Row, peer_available: bool) {
     let v = r.visage["value"].as_f64();
     let p = r.peer.as_ref().ok().and_then(|p| p["value"].as_f64());
     let bare = r.visage["bare"]["ratio"]
@@ -802,6 +914,8 @@ fn print_row(r: &Row) {
         r.work,
         match &r.peer {
             Ok(_) => fmt_value(p, r.unit),
+            // The reason is printed once under the table when there is no peer at all.
+            Err(_) if !peer_available => "-".into(),
             Err(e) => format!("- ({e})"),
         },
         fmt_value(v, r.unit),
@@ -867,9 +981,10 @@ fn main() {
         );
         let visage = visage_train(&row, &config, bare);
         eprintln!(
-            "[{}] visage {}",
+            "[{}] visage {} (CPU time / wall time {:.2})",
             row.id,
-            fmt_value(visage["value"].as_f64(), "images/s")
+            fmt_value(visage["value"].as_f64(), "images/s"),
+            visage["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
         );
         let spec = train_spec(&row, &config, o.threads);
         let peer_result = match &peer {
@@ -883,14 +998,33 @@ fn main() {
             }),
             Err(e) => Err(e.clone()),
         };
+        let mut visage = visage;
         if let Ok(p) = &peer_result {
+            let v_stats: Vec<(String, usize, f64, f64)> = visage["init_stats"]
+                .as_array()
+                .map(|rows| {
+                    rows.iter()
+                        .map(|r| {
+                            (
+                                r[0].as_str().unwrap_or("").to_string(),
+                                r[1].as_u64().unwrap_or(0) as usize,
+                                r[2].as_f64().unwrap_or(f64::NAN),
+                                r[3].as_f64().unwrap_or(f64::NAN),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let check = compare_init(&v_stats, &p["init_stats"]);
+            eprintln!("[{}] initialisation, visage vs peer: {check}", row.id);
+            visage["init_check"] = check;
             eprintln!(
-                "[{}] peer {}",
+                "[{}] peer {} (CPU time / wall time {:.2})",
                 row.id,
-                fmt_value(p["value"].as_f64(), "images/s")
+                fmt_value(p["value"].as_f64(), "images/s"),
+                p["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
             );
         }
-        let mut visage = visage;
         visage["config_toml"] = json!(row.toml);
         rows.push(Row {
             id: row.id.into(),
@@ -1026,7 +1160,7 @@ fn main() {
     );
     println!("|---|---|---|---|---|");
     for r in &rows {
-        print_row(r);
+        print_row(r, peer.is_ok());
     }
     println!();
     println!("visage speed / peer: images/s over images/s, or the peer's time over visage's (> 1: visage is faster).");
