@@ -43,7 +43,7 @@ use rayon::prelude::*;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::score_block::cosine_block;
+use crate::score_block::dot_block;
 use crate::similarity::{dot_f64, normalize_f64};
 use crate::topk::TopK;
 use crate::{Embeddings, EvalError};
@@ -97,8 +97,8 @@ impl Default for IdentificationConfig {
     fn default() -> Self {
         Self {
             ranks: vec![1, 5, 10],
-            probe_block: 256,
-            distractor_block: 2048,
+            probe_block: 1024,
+            distractor_block: 1024,
             margin: 8,
             progress: false,
         }
@@ -175,98 +175,200 @@ pub fn allowed_false_accepts(far: f64, total: u64) -> u64 {
     m
 }
 
-/// Per probe block: the f32 candidates of each probe and of the impostor tail.
-struct BlockCandidates {
-    per_probe: Vec<TopK<u32>>,
-    impostors: TopK<(u32, u32)>,
+/// A read-only row-major matrix `[rows, dim]`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    data: &'a [f32],
+    rows: usize,
+    dim: usize,
 }
 
-/// The tiling of kept probes x distractors: probe blocks run in parallel (rayon), each
-/// streaming every distractor block through [`cosine_block`] into one scratch buffer.
-struct Tiles<'a> {
+impl<'a> Rows<'a> {
+    fn of(e: &'a Embeddings) -> Self {
+        Self {
+            data: &e.data,
+            rows: e.rows,
+            dim: e.dim,
+        }
+    }
+
+    fn row(&self, j: usize) -> &'a [f32] {
+        &self.data[j * self.dim..(j + 1) * self.dim]
+    }
+}
+
+/// `1 / ||row||` in f32 from an f64 sum of squares (0 for a zero row), or `None` when the row
+/// holds a non-finite value (the sum of squares of finite f32 values cannot overflow f64).
+/// Eight running sums, so the loop vectorises.
+#[inline]
+fn inv_norm(row: &[f32]) -> Option<f32> {
+    let mut acc = [0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f64::from(v) * f64::from(v);
+        }
+    }
+    let mut sum = chunks
+        .remainder()
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>();
+    sum += ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    if !sum.is_finite() {
+        return None;
+    }
+    let n = sum.sqrt();
+    Some(if n > 0.0 { (1.0 / n) as f32 } else { 0.0 })
+}
+
+/// Whether any `raw[c] * inv[c]` exceeds `t` (branch-free, so it vectorises).
+#[inline]
+fn any_above(raw: &[f32], inv: &[f32], t: f32) -> bool {
+    raw.iter()
+        .zip(inv)
+        .fold(false, |any, (&s, &i)| any | (s * i > t))
+}
+
+/// One worker's state: what the visit accumulates, and its scratch buffers.
+struct Worker<S> {
+    state: S,
+    scores: Vec<f32>,
+    inv: Vec<f32>,
+}
+
+/// The f32 scoring of the kept probes against distractor rows: tasks of `dist_block`
+/// distractors run in parallel (rayon); each computes the distractors' inverse norms (checking
+/// that they are finite), scores up to `probe_block` probes at a time with one GEMM of
+/// [`crate::score_block`] into the worker's scratch buffer, and hands each probe's row of raw
+/// dot products, with the inverse norms, to `visit`. Each rayon thread has its own worker state
+/// (behind an uncontended lock), kept across calls, so distractors can arrive in chunks.
+struct Scanner<'a> {
     probe32: &'a [f32],
     n_probes: usize,
-    distractors: &'a [f32],
-    n_dist: usize,
     dim: usize,
-    inv_norms: &'a [f32],
     probe_block: usize,
     dist_block: usize,
 }
 
-impl<'a> Tiles<'a> {
-    fn new(
-        probe32: &'a [f32],
-        n_probes: usize,
-        distractors: &'a Embeddings,
-        inv_norms: &'a [f32],
-        config: &IdentificationConfig,
-    ) -> Self {
-        // Enough probe blocks to keep every thread busy, at most `config.probe_block` rows.
-        let threads = rayon::current_num_threads().max(1);
-        let probe_block = n_probes
-            .div_ceil(2 * threads)
-            .clamp(8, config.probe_block.max(8));
-        Self {
-            probe32,
-            n_probes,
-            distractors: &distractors.data,
-            n_dist: distractors.rows,
-            dim: distractors.dim,
-            inv_norms,
-            probe_block,
-            dist_block: config.distractor_block.clamp(1, distractors.rows.max(1)),
-        }
-    }
+/// A non-finite distractor value: (row, column, value).
+type NonFinite = (usize, usize, f32);
 
-    fn count(&self) -> usize {
-        self.n_probes.div_ceil(self.probe_block) * self.n_dist.div_ceil(self.dist_block)
-    }
-
-    /// For every probe block, `init(rows)` makes a state; `visit(state, r, probe, d0, scores)`
-    /// sees the f32 scores of probe `probe` (row `r` of the block) against distractors
-    /// `d0 .. d0 + scores.len()`.
-    fn scan<S: Send>(
-        &self,
-        bar: &ProgressBar,
-        init: impl Fn(usize) -> S + Sync,
-        visit: impl Fn(&mut S, usize, usize, usize, &[f32]) + Sync,
-    ) -> Vec<S> {
-        let dim = self.dim;
-        let n_pblocks = self.n_probes.div_ceil(self.probe_block);
-        (0..n_pblocks)
-            .into_par_iter()
-            .map(|pb| {
-                let p0 = pb * self.probe_block;
-                let rows = self.probe_block.min(self.n_probes - p0);
-                let a = &self.probe32[p0 * dim..(p0 + rows) * dim];
-                let mut state = init(rows);
-                let mut scratch = vec![0f32; rows * self.dist_block];
-                for d0 in (0..self.n_dist).step_by(self.dist_block) {
-                    let cols = self.dist_block.min(self.n_dist - d0);
-                    let out = &mut scratch[..rows * cols];
-                    cosine_block(
-                        a,
-                        rows,
-                        &self.distractors[d0 * dim..(d0 + cols) * dim],
-                        cols,
-                        dim,
-                        &self.inv_norms[d0..d0 + cols],
-                        out,
-                    );
-                    for (r, row) in out.chunks_exact(cols).enumerate() {
-                        visit(&mut state, r, p0 + r, d0, row);
-                    }
-                    bar.inc(1);
-                }
-                state
+impl<'a> Scanner<'a> {
+    fn workers<S>(&self, init: impl Fn() -> S) -> Vec<std::sync::Mutex<Worker<S>>> {
+        (0..rayon::current_num_threads().max(1))
+            .map(|_| {
+                std::sync::Mutex::new(Worker {
+                    state: init(),
+                    scores: Vec::new(),
+                    inv: Vec::new(),
+                })
             })
             .collect()
+    }
+
+    fn tasks(&self, rows: usize) -> usize {
+        rows.div_ceil(self.dist_block)
+    }
+
+    /// Scores the distractors `first .. first + chunk.len() / dim` (the rows of `chunk`).
+    /// `visit(state, probe, d0, raw, inv)` sees the raw f32 dot products of probe `probe` with
+    /// distractors `d0 .. d0 + raw.len()` and their inverse norms (the f32 cosine of column `c`
+    /// is `raw[c] * inv[c]`). Returns the first non-finite distractor value, if any (then the
+    /// visits of the chunk are incomplete).
+    fn scan<S: Send>(
+        &self,
+        chunk: &[f32],
+        first: usize,
+        workers: &[std::sync::Mutex<Worker<S>>],
+        bar: &ProgressBar,
+        visit: &(impl Fn(&mut S, usize, usize, &[f32], &[f32]) + Sync),
+    ) -> Option<NonFinite> {
+        let dim = self.dim;
+        let rows = chunk.len() / dim;
+        let bad = std::sync::Mutex::new(None::<NonFinite>);
+        (0..self.tasks(rows)).into_par_iter().for_each(|t| {
+            let c0 = t * self.dist_block;
+            let cols = self.dist_block.min(rows - c0);
+            let block = &chunk[c0 * dim..(c0 + cols) * dim];
+            let d0 = first + c0;
+            let slot = rayon::current_thread_index().unwrap_or(0) % workers.len();
+            let mut guard = workers[slot].lock().unwrap_or_else(|e| e.into_inner());
+            let Worker { state, scores, inv } = &mut *guard;
+            inv.clear();
+            for (c, row) in block.chunks_exact(dim).enumerate() {
+                match inv_norm(row) {
+                    Some(v) => inv.push(v),
+                    None => {
+                        let col = row.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                        let mut bad = bad.lock().unwrap_or_else(|e| e.into_inner());
+                        if bad.is_none_or(|(r, _, _)| d0 + c < r) {
+                            *bad = Some((d0 + c, col, row[col]));
+                        }
+                        return;
+                    }
+                }
+            }
+            scores.resize(self.probe_block.min(self.n_probes) * cols, 0.0);
+            for p0 in (0..self.n_probes).step_by(self.probe_block) {
+                let prow = self.probe_block.min(self.n_probes - p0);
+                let out = &mut scores[..prow * cols];
+                dot_block(
+                    &self.probe32[p0 * dim..(p0 + prow) * dim],
+                    prow,
+                    block,
+                    cols,
+                    dim,
+                    out,
+                );
+                for (r, raw) in out.chunks_exact(cols).enumerate() {
+                    visit(state, p0 + r, d0, raw, inv);
+                }
+            }
+            bar.inc(1);
+        });
+        bad.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The f32 candidates of one worker: per probe, and of the impostor tail.
+struct Candidates {
+    per_probe: Vec<TopK<u32>>,
+    impostors: TopK<(u32, u32)>,
+}
+
+/// Pass 1's visit: offers every f32 cosine to the probe's heap and to the impostor heap. A run
+/// of 16 scores none of which beats the smaller of the two thresholds is skipped at once.
+fn offer_candidates(state: &mut Candidates, probe: usize, d0: usize, raw: &[f32], inv: &[f32]) {
+    let heap = &mut state.per_probe[probe];
+    let impostors = &mut state.impostors;
+    let mut t_row = heap.threshold();
+    let mut t_imp = impostors.threshold();
+    let mut t_min = t_row.min(t_imp);
+    for (k, (rs, is)) in raw.chunks(16).zip(inv.chunks(16)).enumerate() {
+        if !any_above(rs, is, t_min) {
+            continue;
+        }
+        for (c, (&s, &i)) in rs.iter().zip(is).enumerate() {
+            let s = s * i;
+            if s > t_min {
+                let j = (d0 + 16 * k + c) as u32;
+                if s > t_row {
+                    heap.push(s, j);
+                    t_row = heap.threshold();
+                }
+                if s > t_imp {
+                    impostors.push(s, (probe as u32, j));
+                    t_imp = impostors.threshold();
+                }
+                t_min = t_row.min(t_imp);
+            }
+        }
     }
 }
 
 /// The `k` largest f64 cosines of a normalised probe to every distractor, decreasing.
-fn exact_top_scores(probe: &[f64], distractors: &Embeddings, k: usize) -> Vec<f64> {
+fn exact_top_scores(probe: &[f64], distractors: Rows<'_>, k: usize) -> Vec<f64> {
     let top = (0..distractors.rows)
         .into_par_iter()
         .fold(
@@ -288,21 +390,47 @@ fn exact_top_scores(probe: &[f64], distractors: &Embeddings, k: usize) -> Vec<f6
     s
 }
 
-/// Runs MegaFace-style identification of `probes` (labelled by `labels`) against
-/// `distractors`. Errors on shape mismatches, non-finite values, empty inputs, bad ranks, or
-/// when no probe identity has two images.
-pub fn identify(
+/// Everything decided before the distractors are scored: the kept probes, their identity
+/// groups, the heap capacities and the f32 error bound.
+struct Plan {
+    ranks: Vec<usize>,
+    max_rank: usize,
+    dim: usize,
+    skipped: usize,
+    groups: Vec<Vec<usize>>,
+    n_kept: usize,
+    probe64: Vec<Vec<f64>>,
+    probe32: Vec<f32>,
+    n_dist: usize,
+    impostor_pairs: u64,
+    tar_defined: bool,
+    allowed: usize,
+    impostor_capacity: usize,
+    per_probe_capacity: usize,
+    eps: f64,
+    probe_block: usize,
+    dist_block: usize,
+}
+
+/// Checks the inputs (all but the distractors' values) and plans the computation.
+fn plan(
     probes: &Embeddings,
     labels: &[i64],
-    distractors: &Embeddings,
+    n_dist: usize,
+    dist_dim: usize,
     config: &IdentificationConfig,
-) -> Result<IdentificationReport, EvalError> {
+    check_distractors: impl FnOnce() -> Result<(), EvalError>,
+) -> Result<Plan, EvalError> {
     probes.check_non_empty("probes")?;
-    distractors.check_non_empty("distractors")?;
-    if probes.dim != distractors.dim {
+    if n_dist == 0 || dist_dim == 0 {
+        return Err(EvalError::Shape(format!(
+            "distractors is [{n_dist}, {dist_dim}]: expected at least one row and a positive dimension"
+        )));
+    }
+    if probes.dim != dist_dim {
         return Err(EvalError::Shape(format!(
             "probes are {}-d but distractors are {}-d",
-            probes.dim, distractors.dim
+            probes.dim, dist_dim
         )));
     }
     if labels.len() != probes.rows {
@@ -316,11 +444,11 @@ pub fn identify(
     ranks.sort_unstable();
     ranks.dedup();
     check_ranks(&config.ranks)?;
-    if distractors.rows > u32::MAX as usize || probes.rows > u32::MAX as usize {
+    if n_dist > u32::MAX as usize || probes.rows > u32::MAX as usize {
         return Err(EvalError::Shape("more than 2^32 - 1 rows".into()));
     }
     probes.check_finite("probes")?;
-    distractors.check_finite("distractors")?;
+    check_distractors()?;
     let max_rank = *ranks.last().expect("non-empty");
     let dim = probes.dim;
 
@@ -359,24 +487,7 @@ pub fn identify(
         .iter()
         .flat_map(|r| r.iter().map(|&v| v as f32))
         .collect();
-    let inv_norms: Vec<f32> = distractors
-        .data
-        .par_chunks(dim)
-        .map(|row| {
-            let n = row
-                .iter()
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum::<f64>()
-                .sqrt();
-            if n > 0.0 {
-                (1.0 / n) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect();
 
-    let n_dist = distractors.rows;
     let impostor_pairs = n_kept as u64 * n_dist as u64;
     let tar_defined = IDENTIFICATION_FAR >= 1.0 / impostor_pairs as f64;
     let allowed = allowed_false_accepts(IDENTIFICATION_FAR, impostor_pairs) as usize;
@@ -391,57 +502,192 @@ pub fn identify(
     // distractor of d terms errs by at most about d * 2^-24 (plus a few ulps for the rounding
     // of the normalised probe and the scaling); d * 2^-23 is a safe margin.
     let eps = dim as f64 * f64::from(f32::EPSILON);
+    Ok(Plan {
+        ranks,
+        max_rank,
+        dim,
+        skipped,
+        groups,
+        n_kept,
+        probe64,
+        probe32,
+        n_dist,
+        impostor_pairs,
+        tar_defined,
+        allowed,
+        impostor_capacity,
+        per_probe_capacity,
+        eps,
+        probe_block: config.probe_block.max(1),
+        dist_block: config.distractor_block.clamp(1, n_dist.max(1)),
+    })
+}
 
-    let tiles = Tiles::new(&probe32, n_kept, distractors, &inv_norms, config);
-    let bar = if config.progress {
-        let bar = ProgressBar::new(tiles.count() as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "identify {bar:40} {pos}/{len} tiles [{elapsed_precise} < {eta_precise}]",
-            )
-            .expect("static template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+impl Plan {
+    fn scanner(&self) -> Scanner<'_> {
+        Scanner {
+            probe32: &self.probe32,
+            n_probes: self.n_kept,
+            dim: self.dim,
+            probe_block: self.probe_block,
+            dist_block: self.dist_block,
+        }
+    }
 
-    // Pass 1: f32 candidates per probe and for the impostor tail.
-    let blocks: Vec<BlockCandidates> = tiles.scan(
-        &bar,
-        |rows| BlockCandidates {
-            per_probe: (0..rows).map(|_| TopK::new(per_probe_capacity)).collect(),
-            impostors: TopK::new(impostor_capacity),
-        },
-        |state, r, probe, d0, row| {
-            let heap = &mut state.per_probe[r];
-            let impostors = &mut state.impostors;
-            let mut t_row = heap.threshold();
-            let mut t_imp = impostors.threshold();
-            let mut t_min = t_row.min(t_imp);
-            for (c, &s) in row.iter().enumerate() {
-                if s > t_min {
-                    let j = (d0 + c) as u32;
-                    if s > t_row {
-                        heap.push(s, j);
-                        t_row = heap.threshold();
-                    }
-                    if s > t_imp {
-                        impostors.push(s, (probe as u32, j));
-                        t_imp = impostors.threshold();
-                    }
-                    t_min = t_row.min(t_imp);
-                }
-            }
-        },
-    );
+    fn candidate_workers(&self) -> Vec<std::sync::Mutex<Worker<Candidates>>> {
+        self.scanner().workers(|| Candidates {
+            per_probe: (0..self.n_kept)
+                .map(|_| TopK::new(self.per_probe_capacity))
+                .collect(),
+            impostors: TopK::new(self.impostor_capacity),
+        })
+    }
+
+    fn progress_bar(&self, config: &IdentificationConfig, tasks: usize) -> ProgressBar {
+        if config.progress {
+            let bar = ProgressBar::new(tasks as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "identify {bar:40} {pos}/{len} blocks [{elapsed_precise} < {eta_precise}]",
+                )
+                .expect("static template"),
+            );
+            bar
+        } else {
+            ProgressBar::hidden()
+        }
+    }
+}
+
+fn non_finite_error((row, column, value): NonFinite) -> EvalError {
+    EvalError::NonFinite {
+        what: "distractors".to_string(),
+        row,
+        column,
+        value,
+    }
+}
+
+/// Runs MegaFace-style identification of `probes` (labelled by `labels`) against
+/// `distractors`. Errors on shape mismatches, non-finite values, empty inputs, bad ranks, or
+/// when no probe identity has two images.
+pub fn identify(
+    probes: &Embeddings,
+    labels: &[i64],
+    distractors: &Embeddings,
+    config: &IdentificationConfig,
+) -> Result<IdentificationReport, EvalError> {
+    let plan = plan(
+        probes,
+        labels,
+        distractors.rows,
+        distractors.dim,
+        config,
+        || distractors.check_finite("distractors"),
+    )?;
+    let scanner = plan.scanner();
+    let bar = plan.progress_bar(config, scanner.tasks(plan.n_dist));
+    let workers = plan.candidate_workers();
+    if let Some(bad) = scanner.scan(&distractors.data, 0, &workers, &bar, &offer_candidates) {
+        return Err(non_finite_error(bad));
+    }
     bar.finish_and_clear();
+    finish(&plan, workers, Rows::of(distractors))
+}
 
-    let mut impostor_tail = TopK::new(impostor_capacity);
-    let mut per_probe_f32: Vec<TopK<u32>> = Vec::with_capacity(n_kept);
-    for b in blocks {
-        impostor_tail.merge(b.impostors);
-        per_probe_f32.extend(b.per_probe);
+/// Distractor rows per chunk read by [`identify_stream`]'s reader thread (64 MiB at 512-d).
+const STREAM_CHUNK_ROWS: usize = 32_768;
+
+/// [`identify`] with the distractors read by `distractors` while they are scored: a reader
+/// thread reads them in chunks of rows (straight into the one matrix that the f64 rescoring
+/// needs afterwards) and each chunk is scored as soon as it is read, so reading overlaps
+/// compute. The result is that of [`identify`] on the whole matrix; a non-finite distractor
+/// value is reported when its chunk is scored (as the same [`EvalError::NonFinite`]).
+pub fn identify_stream(
+    probes: &Embeddings,
+    labels: &[i64],
+    mut distractors: crate::io::EmbeddingReader,
+    config: &IdentificationConfig,
+) -> Result<IdentificationReport, EvalError> {
+    if distractors.in_memory().is_some() {
+        return identify(probes, labels, &distractors.read_all()?, config);
+    }
+    let (n_dist, dim) = (distractors.rows(), distractors.dim());
+    let plan = plan(probes, labels, n_dist, dim, config, || Ok(()))?;
+    let scanner = plan.scanner();
+    // Chunks of whole scanner tasks.
+    let chunk_rows = STREAM_CHUNK_ROWS.div_ceil(plan.dist_block) * plan.dist_block;
+    let tasks: usize = (0..n_dist)
+        .step_by(chunk_rows)
+        .map(|c0| scanner.tasks(chunk_rows.min(n_dist - c0)))
+        .sum();
+    let bar = plan.progress_bar(config, tasks);
+    let workers = plan.candidate_workers();
+    let path = distractors.path().to_path_buf();
+    let mut data = crate::io::stream::zeroed_f32(&path, n_dist * dim)?;
+    std::thread::scope(|scope| -> Result<(), EvalError> {
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(&[f32], usize), EvalError>>();
+        let mut rest: &mut [f32] = &mut data;
+        scope.spawn(move || {
+            let mut first = 0;
+            while !rest.is_empty() {
+                let rows = chunk_rows.min(rest.len() / dim);
+                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(rows * dim);
+                let read = distractors.read_rows(chunk);
+                let failed = read.is_err();
+                if tx.send(read.map(|()| (&*chunk, first))).is_err() || failed {
+                    return;
+                }
+                first += rows;
+                rest = tail;
+            }
+        });
+        for msg in rx {
+            let (chunk, first) = msg?;
+            if let Some(bad) = scanner.scan(chunk, first, &workers, &bar, &offer_candidates) {
+                return Err(non_finite_error(bad));
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let distractors = Rows {
+        data: &data,
+        rows: n_dist,
+        dim,
+    };
+    finish(&plan, workers, distractors)
+}
+
+/// The f64 rescoring, certification and fallbacks, then the report.
+fn finish(
+    plan: &Plan,
+    workers: Vec<std::sync::Mutex<Worker<Candidates>>>,
+    distractors: Rows<'_>,
+) -> Result<IdentificationReport, EvalError> {
+    let Plan {
+        max_rank,
+        eps,
+        allowed,
+        tar_defined,
+        ..
+    } = *plan;
+    let probe64 = &plan.probe64;
+    let mut impostor_tail = TopK::new(plan.impostor_capacity);
+    let mut per_probe_f32: Vec<TopK<u32>> = Vec::new();
+    for w in workers {
+        let Candidates {
+            per_probe,
+            impostors,
+        } = w.into_inner().unwrap_or_else(|e| e.into_inner()).state;
+        impostor_tail.merge(impostors);
+        if per_probe_f32.is_empty() {
+            per_probe_f32 = per_probe;
+        } else {
+            for (acc, heap) in per_probe_f32.iter_mut().zip(per_probe) {
+                acc.merge(heap);
+            }
+        }
     }
     let distractor64 = |j: u32| normalize_f64(distractors.row(j as usize));
 
@@ -503,21 +749,28 @@ pub fn identify(
             // Every impostor of the true top m+1 has a true score >= cut (cut comes from a
             // subset), so an f32 score >= cut - eps: collect those, keeping the top m+1 in f64.
             let low = (cut - 2.0 * eps) as f32;
-            let tails = tiles.scan(
-                &ProgressBar::hidden(),
-                |_| TopK::<(), f64>::new(allowed + 1),
-                |heap, _, probe, d0, row| {
-                    for (c, &v) in row.iter().enumerate() {
-                        if v >= low {
+            let scanner = plan.scanner();
+            let workers = scanner.workers(|| TopK::<(), f64>::new(allowed + 1));
+            let visit =
+                |heap: &mut TopK<(), f64>, probe: usize, d0: usize, raw: &[f32], inv: &[f32]| {
+                    for (c, (&v, &i)) in raw.iter().zip(inv).enumerate() {
+                        if v * i >= low {
                             let exact = dot_f64(&probe64[probe], &distractor64((d0 + c) as u32));
                             heap.push(exact, ());
                         }
                     }
-                },
+                };
+            // The values were checked finite by pass 1.
+            let _ = scanner.scan(
+                distractors.data,
+                0,
+                &workers,
+                &ProgressBar::hidden(),
+                &visit,
             );
             let mut top = TopK::<(), f64>::new(allowed + 1);
-            for t in tails {
-                top.merge(t);
+            for w in workers {
+                top.merge(w.into_inner().unwrap_or_else(|e| e.into_inner()).state);
             }
             let mut s: Vec<f64> = top.into_vec().into_iter().map(|(v, _)| v).collect();
             s.sort_by(|a, b| b.total_cmp(a));
@@ -528,11 +781,12 @@ pub fn identify(
     };
 
     // Genuine pairs.
+    let groups = &plan.groups;
     let mut successes = vec![0u64; max_rank];
     let mut ordered_pairs = 0u64;
     let mut genuine_pairs = 0u64;
     let mut genuine_accepted = 0u64;
-    for group in &groups {
+    for group in groups {
         for (a, &i) in group.iter().enumerate() {
             for (b, &j) in group.iter().enumerate() {
                 if a == b {
@@ -558,19 +812,19 @@ pub fn identify(
         .iter()
         .map(|&s| s as f64 / ordered_pairs as f64)
         .collect();
-    let rank = RankRates(ranks.iter().map(|&k| (k, cmc[k - 1])).collect());
+    let rank = RankRates(plan.ranks.iter().map(|&k| (k, cmc[k - 1])).collect());
     Ok(IdentificationReport {
         rank,
         cmc,
         pairs: ordered_pairs,
         tar_at_far_1e_6: impostor_cut.map(|_| genuine_accepted as f64 / genuine_pairs as f64),
-        distractors: n_dist,
-        probes: n_kept,
+        distractors: plan.n_dist,
+        probes: plan.n_kept,
         probe_identities: groups.len(),
-        skipped_single_image_probes: skipped,
+        skipped_single_image_probes: plan.skipped,
         genuine_pairs,
-        impostor_pairs,
-        dim,
+        impostor_pairs: plan.impostor_pairs,
+        dim: plan.dim,
         exact_recomputed_probes: exact_recomputed,
         impostor_second_pass,
         protocol: IDENTIFICATION_PROTOCOL.to_string(),

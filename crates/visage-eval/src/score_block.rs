@@ -22,9 +22,27 @@ pub fn cosine_block(
     inv_norms: &[f32],
     out: &mut [f32],
 ) {
+    assert_eq!(inv_norms.len(), cols, "inverse norms");
+    dot_block(probes, rows, distractors, cols, dim, out);
+    for row in out.chunks_exact_mut(cols) {
+        for (s, &inv) in row.iter_mut().zip(inv_norms) {
+            *s *= inv;
+        }
+    }
+}
+
+/// Writes `out[r * cols + c] = sum_k probes[r * dim + k] * distractors[c * dim + k]` for
+/// `r < rows`, `c < cols`: the raw dot products of [`cosine_block`], before the scaling.
+pub fn dot_block(
+    probes: &[f32],
+    rows: usize,
+    distractors: &[f32],
+    cols: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
     assert_eq!(probes.len(), rows * dim, "probe block shape");
     assert_eq!(distractors.len(), cols * dim, "distractor block shape");
-    assert_eq!(inv_norms.len(), cols, "inverse norms");
     assert_eq!(out.len(), rows * cols, "output block shape");
     if rows == 0 || cols == 0 {
         return;
@@ -49,10 +67,5 @@ pub fn cosine_block(
             cols as isize,
             1,
         );
-    }
-    for row in out.chunks_exact_mut(cols) {
-        for (s, &inv) in row.iter_mut().zip(inv_norms) {
-            *s *= inv;
-        }
     }
 }

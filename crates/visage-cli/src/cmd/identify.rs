@@ -4,12 +4,14 @@
 //! visage identify --probes P --probe-labels L --distractors D [--ranks 1,5,10] --report OUT.json
 //! ```
 //! P: f32 `[Np, d]`, L: integer `[Np]`, D: f32 `[Nd, d]` (`.npy` or `.safetensors`). Scores are
-//! computed in blocks (never `Np x Nd` at once) with a progress bar on stderr.
+//! computed in blocks (never `Np x Nd` at once) with a progress bar on stderr; `.npy`
+//! distractors are scored chunk by chunk while they are read.
 
 use std::path::PathBuf;
 
-use visage_eval::io::{read_embeddings, read_labels};
-use visage_eval::{identify, write_report, IdentificationConfig};
+use visage_eval::identification::identify_stream;
+use visage_eval::io::{read_embeddings, read_labels, EmbeddingReader};
+use visage_eval::{write_report, IdentificationConfig};
 
 /// Arguments of `visage identify`.
 #[derive(clap::Args, Debug)]
@@ -30,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     pub report: PathBuf,
     /// Distractors per block of the blocked similarity computation.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = 1024)]
     pub distractor_block: usize,
 }
 
@@ -41,7 +43,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--ranks: {e}"))?;
     let probes = read_embeddings(&args.probes)?;
     let labels = read_labels(&args.probe_labels)?;
-    let distractors = read_embeddings(&args.distractors)?;
+    // header only (.npy): the rows are read while they are scored
+    let distractors = EmbeddingReader::open(&args.distractors)?;
     let config = IdentificationConfig {
         ranks: args.ranks.clone(),
         distractor_block: args.distractor_block,
@@ -49,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
     let start = std::time::Instant::now();
-    let r = identify(&probes, &labels, &distractors, &config)?;
+    let r = identify_stream(&probes, &labels, distractors, &config)?;
     write_report(&args.report, &r)?;
     println!(
         "probes {} ({} identities, {} single-image probes skipped), distractors {}, {} ordered pairs, {:.1} s",

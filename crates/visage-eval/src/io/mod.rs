@@ -11,11 +11,13 @@
 pub mod npy;
 pub mod pairs_file;
 pub mod safetensors_file;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 
 pub use npy::{ElementType, RawArray};
 pub use pairs_file::read_pairs_file;
+pub use stream::EmbeddingReader;
 
 use crate::{Embeddings, EvalError};
 
@@ -57,12 +59,7 @@ impl FileFormat {
 /// file larger than the memory available is an error, not an allocation abort.
 pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, EvalError> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(EvalError::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
+    let meta = regular_file_metadata(path)?;
     let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
     let mut bytes = Vec::new();
     bytes.try_reserve_exact(len).map_err(|_| {
@@ -78,6 +75,17 @@ pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, EvalError> {
         .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
         .map_err(|e| EvalError::io(path, e))?;
     Ok(bytes)
+}
+
+/// The metadata of `path`, or [`EvalError::NotAFile`] unless it is a regular file.
+pub(crate) fn regular_file_metadata(path: &Path) -> Result<std::fs::Metadata, EvalError> {
+    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(EvalError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(meta)
 }
 
 fn read_raw(path: &Path, key: &str) -> Result<RawArray, EvalError> {
@@ -96,18 +104,7 @@ fn shape_error(path: &Path, reason: String) -> EvalError {
 
 /// Converts a raw array to an f32 matrix `[N, d]` (f32 as is, f64 rounded to f32).
 pub fn raw_to_embeddings(path: &Path, raw: &RawArray) -> Result<Embeddings, EvalError> {
-    let (rows, dim) = match raw.shape[..] {
-        [rows, dim] => (rows, dim),
-        _ => {
-            return Err(shape_error(
-                path,
-                format!(
-                    "embeddings must be a 2-D [N, d] matrix, got shape {:?}",
-                    raw.shape
-                ),
-            ))
-        }
-    };
+    let (rows, dim) = embedding_shape(path, raw.dtype, &raw.shape)?;
     let data: Vec<f32> = match raw.dtype {
         ElementType::F32 => raw
             .data
@@ -127,6 +124,31 @@ pub fn raw_to_embeddings(path: &Path, raw: &RawArray) -> Result<Embeddings, Eval
         }
     };
     Embeddings::new(rows, dim, data)
+}
+
+/// `[rows, dim]` of an embedding matrix of element type `dtype` and shape `shape`, or the
+/// error [`raw_to_embeddings`] gives (not 2-D, not float32/float64).
+pub(crate) fn embedding_shape(
+    path: &Path,
+    dtype: ElementType,
+    shape: &[usize],
+) -> Result<(usize, usize), EvalError> {
+    let (rows, dim) = match shape[..] {
+        [rows, dim] => (rows, dim),
+        _ => {
+            return Err(shape_error(
+                path,
+                format!("embeddings must be a 2-D [N, d] matrix, got shape {shape:?}"),
+            ))
+        }
+    };
+    match dtype {
+        ElementType::F32 | ElementType::F64 => Ok((rows, dim)),
+        other => Err(shape_error(
+            path,
+            format!("embeddings must be float32 or float64, got {other:?}"),
+        )),
+    }
 }
 
 /// Reads an embedding matrix from `.npy` or `.safetensors` (key `embeddings`).

@@ -92,15 +92,43 @@ pub struct RawArray {
 
 /// Parses `.npy` bytes; `path` only names the file in errors.
 pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<RawArray, EvalError> {
+    let header = parse_npy_header(path, bytes, bytes.len())?;
+    Ok(RawArray {
+        dtype: header.dtype,
+        shape: header.shape,
+        data: bytes[header.data_start..].to_vec(),
+    })
+}
+
+/// What a `.npy` header says: element type, shape and where the data starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyHeader {
+    /// Element type.
+    pub dtype: ElementType,
+    /// Shape (empty for a scalar).
+    pub shape: Vec<usize>,
+    /// Byte offset of the data; the file is exactly `data_start + count * dtype.size()` bytes.
+    pub data_start: usize,
+}
+
+/// Parses the header of a `.npy` file of `file_len` bytes whose first bytes are `prefix`
+/// (the whole header when the file holds it: `prefix` may stop anywhere after it). Checks
+/// that the data size matches the shape exactly, with the errors of [`parse_npy`].
+pub fn parse_npy_header(
+    path: &Path,
+    prefix: &[u8],
+    file_len: usize,
+) -> Result<NpyHeader, EvalError> {
     let err = |reason: String| EvalError::npy(path, reason);
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+    let bytes = prefix;
+    if file_len < 10 || bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(err("missing the \\x93NUMPY magic".into()));
     }
     let major = bytes[6];
     let (header_len, header_start) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
-            if bytes.len() < 12 {
+            if file_len < 12 || bytes.len() < 12 {
                 return Err(err("truncated header".into()));
             }
             (
@@ -111,10 +139,10 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<RawArray, EvalError> {
         v => return Err(err(format!("unsupported format version {v}.{}", bytes[7]))),
     };
     let data_start = header_start + header_len;
-    if bytes.len() < data_start {
+    if file_len < data_start || bytes.len() < data_start {
         return Err(err(format!(
             "header announces {header_len} bytes but the file has only {}",
-            bytes.len() - header_start
+            file_len - header_start
         )));
     }
     let header = std::str::from_utf8(&bytes[header_start..data_start])
@@ -145,7 +173,7 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<RawArray, EvalError> {
     let nbytes = count
         .checked_mul(dtype.size())
         .ok_or_else(|| err(format!("shape {shape:?} overflows")))?;
-    let available = bytes.len() - data_start;
+    let available = file_len - data_start;
     if available < nbytes {
         return Err(err(format!(
             "shape {shape:?} of '{descr}' needs {nbytes} data bytes, file has {available} (truncated)"
@@ -156,10 +184,10 @@ pub fn parse_npy(path: &Path, bytes: &[u8]) -> Result<RawArray, EvalError> {
             "shape {shape:?} of '{descr}' needs {nbytes} data bytes, file has {available} (trailing bytes)"
         )));
     }
-    Ok(RawArray {
+    Ok(NpyHeader {
         dtype,
         shape,
-        data: bytes[data_start..].to_vec(),
+        data_start,
     })
 }
 
