@@ -10,7 +10,10 @@
 //! 5. the same at C 100k: ms;
 //! 6. 1:N search, 1,000 probes x 1M distractors x 512, top 10: seconds, `visage identify` as
 //!    a user runs it (its process, `.npy` files read included) against FAISS `IndexFlatIP`
-//!    over the same files (read, L2-normalised, added, searched).
+//!    over the same files (read, L2-normalised, added, searched). FAISS's wheel carries
+//!    OpenBLAS: where the machine sets `OPENBLAS_CORETYPE` / `OPENBLAS_L2_SIZE`, FAISS runs
+//!    once without them (as every peer process) and once with them, and the faster run is the
+//!    peer's figure (both in the JSON).
 //!
 //! The visage training rows build the model from a `TrainConfig` (TOML below) with
 //! `visage_train::init_model` and run the step of `visage_train::trainer::train` on a fixed
@@ -201,13 +204,18 @@ struct Peer {
     faiss: bool,
 }
 
+/// The OpenBLAS settings some machines export (torch uses MKL; numpy and FAISS's wheel use
+/// OpenBLAS).
+const OPENBLAS_ENV: [&str; 2] = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
+
 fn peer_command(python: &str, script: &Path) -> Command {
     let mut c = Command::new(python);
     c.arg(script);
     // The machine sets these for OpenBLAS on some CPUs; the peer runs without them (only in
     // this child process), and records which BLAS and threads torch uses.
-    c.env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE");
+    for k in OPENBLAS_ENV {
+        c.env_remove(k);
+    }
     c
 }
 
@@ -277,6 +285,11 @@ fn open_peer(o: &Opts) -> Result<Peer, String> {
 
 impl Peer {
     fn run(&self, spec: &Value) -> Result<Value, String> {
+        self.run_env(spec, false)
+    }
+
+    /// `keep_openblas_env`: run with the machine's OpenBLAS variables as they are set.
+    fn run_env(&self, spec: &Value, keep_openblas_env: bool) -> Result<Value, String> {
         let kind = spec["kind"].as_str().unwrap_or("");
         if kind == "search" && !self.faiss {
             return Err("faiss or numpy is not importable in the peer's Python".into());
@@ -285,6 +298,13 @@ impl Peer {
             return Err("torch is not importable in the peer's Python".into());
         }
         let mut c = peer_command(&self.python, &self.script);
+        if keep_openblas_env {
+            for k in OPENBLAS_ENV {
+                if let Some(v) = std::env::var_os(k) {
+                    c.env(k, v);
+                }
+            }
+        }
         c.arg("run").arg("--spec").arg(spec.to_string());
         run_peer_json(c)
     }
@@ -1096,16 +1116,54 @@ fn main() {
         );
         let spec = json!({"kind": "search", "threads": o.threads, "k": k,
                           "probes": files.probes, "distractors": files.distractors});
+        // FAISS's wheel carries OpenBLAS, whose speed here depends on the OpenBLAS variables
+        // the machine sets: where it sets any, the peer also runs with them, and the faster
+        // of the two runs is its figure (both are in the JSON).
+        let machine_env: Vec<(&str, String)> = OPENBLAS_ENV
+            .iter()
+            .filter_map(|k| std::env::var(k).ok().map(|v| (*k, v)))
+            .collect();
         let peer_result = match &peer {
-            Ok(p) => p.run(&spec).map(|mut v| {
-                v["spec"] = spec.clone();
-                v["what"] = json!("faiss IndexFlatIP over the L2-normalised distractors, top-10 of the normalised probes; np.load of the same .npy files included");
-                v
-            }),
+            Ok(p) => {
+                let unset = p.run(&spec);
+                let kept = (!machine_env.is_empty()).then(|| p.run_env(&spec, true));
+                let secs = |r: &Result<Value, String>| {
+                    r.as_ref()
+                        .ok()
+                        .and_then(|v| v["value"].as_f64())
+                        .unwrap_or(f64::INFINITY)
+                };
+                let kept_faster = kept.as_ref().is_some_and(|k| secs(k) < secs(&unset));
+                let (best, env) = if kept_faster {
+                    (kept.clone().expect("kept"), "as the machine sets them")
+                } else {
+                    (unset.clone(), "unset")
+                };
+                best.map(|mut v| {
+                    v["spec"] = spec.clone();
+                    v["what"] = json!("faiss IndexFlatIP over the L2-normalised distractors, top-10 of the normalised probes; np.load of the same .npy files included");
+                    v["openblas_env"] = json!(env);
+                    v["runs"] = json!({
+                        "openblas_env_unset": unset.as_ref().map_or_else(|e| json!({"error": e}), |r| r.clone()),
+                        "openblas_env_kept": match &kept {
+                            None => Value::Null,
+                            Some(k) => k.as_ref().map_or_else(|e| json!({"error": e}), |r| r.clone()),
+                        },
+                        "machine_env": machine_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+                    });
+                    v
+                })
+            }
             Err(e) => Err(e.clone()),
         };
         if let Ok(p) = &peer_result {
-            eprintln!("[search] peer {}", fmt_value(p["value"].as_f64(), "s"));
+            eprintln!(
+                "[search] peer {} (OpenBLAS variables {}; unset: {}, kept: {})",
+                fmt_value(p["value"].as_f64(), "s"),
+                p["openblas_env"].as_str().unwrap_or("?"),
+                fmt_value(p["runs"]["openblas_env_unset"]["value"].as_f64(), "s"),
+                fmt_value(p["runs"]["openblas_env_kept"]["value"].as_f64(), "s"),
+            );
         }
         drop(files);
         rows.push(Row {
