@@ -150,14 +150,15 @@ fn append_metrics(path: &Path, value: serde_json::Value) -> Result<(), TrainErro
     append_line(path, &value.to_string())
 }
 
-/// `model` as the bytes of a Burn `.bin` record (full precision).
-fn model_bytes<B: Backend>(model: &Trainee<B>) -> Vec<u8> {
+/// `module` as the bytes of a Burn `.bin` record (full precision): what `BinFileRecorder`
+/// writes and reads.
+fn record_bytes<B: Backend, M: Module<B>>(module: &M) -> Vec<u8> {
     Recorder::<B>::record(
         &BinBytesRecorder::<FullPrecisionSettings>::default(),
-        model.clone().into_record(),
+        module.clone().into_record(),
         (),
     )
-    .expect("a model record encodes")
+    .expect("a module record encodes")
 }
 
 fn tar(report: &VerificationReport, key: &str) -> Option<f64> {
@@ -209,7 +210,7 @@ pub fn init_model<B: Backend>(
 /// through a temporary file renamed into place.
 pub fn save_model<B: Backend>(model: &Trainee<B>, path: &Path) -> Result<PathBuf, TrainError> {
     let path = path.with_extension("bin");
-    write_file(&path, &model_bytes(model))?;
+    write_file(&path, &record_bytes(model))?;
     Ok(path)
 }
 
@@ -490,7 +491,7 @@ pub fn train<B: AutodiffBackend>(
                 ob: &GroupOptimizer<Backbone<B>, B>,
                 oh: &GroupOptimizer<Head<B>, B>,
                 st: &CheckpointState| {
-        let (m, b, h) = (model_bytes(model), ob.to_bytes(), oh.to_bytes());
+        let (m, b, h) = (record_bytes(model), ob.to_bytes(), oh.to_bytes());
         let files: [(&str, &[u8]); 3] = [
             ("model.bin", &m),
             ("optim-backbone.bin", &b),
@@ -693,13 +694,7 @@ pub fn train<B: AutodiffBackend>(
     if !(resuming && start_step == total && checkpoint_dir(run_dir, total).is_dir()) {
         save(&model, &opt_backbone, &opt_head, &state)?;
     }
-    let backbone_bytes = Recorder::<B>::record(
-        &BinBytesRecorder::<FullPrecisionSettings>::default(),
-        model.backbone.clone().into_record(),
-        (),
-    )
-    .expect("a backbone record encodes");
-    write_file(&run_dir.join("backbone.bin"), &backbone_bytes)?;
+    write_file(&run_dir.join("backbone.bin"), &record_bytes(&model.backbone))?;
     visage_backbones::save_safetensors(&model.backbone, run_dir.join("backbone.safetensors"))?;
     let final_json = json!({
         "config": config,
