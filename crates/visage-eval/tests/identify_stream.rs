@@ -177,7 +177,7 @@ fn streamed_errors_match_in_memory() {
     let b = EmbeddingReader::open(&header_only).unwrap_err();
     assert_eq!(a.to_string(), b.to_string());
     let labels_file = dir.join("labels.npy");
-    std::fs::write(&labels_file, encode_npy("<i8", &[3], &[0u8; 24].to_vec())).unwrap();
+    std::fs::write(&labels_file, encode_npy("<i8", &[3], &[0u8; 24])).unwrap();
     let a = visage_eval::io::read_embeddings(&labels_file).unwrap_err();
     let b = EmbeddingReader::open(&labels_file).unwrap_err();
     assert_eq!(a.to_string(), b.to_string());
