@@ -849,16 +849,28 @@ fn visage_search(files: &SearchFiles, flops: f64, bare: f64) -> Value {
         .arg(&files.distractors)
         .arg("--report")
         .arg(&report)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null());
+        .stdin(Stdio::null());
     let t = Instant::now();
-    let out = c.output().expect("start visage identify");
+    let out = c.output();
     let secs = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "visage identify failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    match &out {
+        Ok(o) if o.status.success() => {}
+        // The row reports the failure; the other rows' figures are kept.
+        Ok(o) => {
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let tail: String = stderr
+                .trim()
+                .chars()
+                .rev()
+                .take(300)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return json!({"value": null, "error": format!("visage identify failed ({}): {tail}", o.status)});
+        }
+        Err(e) => return json!({"value": null, "error": format!("could not start visage: {e}")}),
+    }
     let rank1 = std::fs::read_to_string(&report)
         .ok()
         .and_then(|s| serde_json::from_str::<Value>(&s).ok())
@@ -926,6 +938,10 @@ fn fmt_value(v: Option<f64>, unit: &str) -> String {
 fn print_row(r: &Row, peer_available: bool) {
     let v = r.visage["value"].as_f64();
     let p = r.peer.as_ref().ok().and_then(|p| p["value"].as_f64());
+    let visage_cell = match r.visage["error"].as_str() {
+        Some(e) => format!("- ({e})"),
+        None => fmt_value(v, r.unit),
+    };
     let bare = r.visage["bare"]["ratio"]
         .as_f64()
         .map_or("-".into(), |b| format!("{b:.2}"));
@@ -938,7 +954,7 @@ fn print_row(r: &Row, peer_available: bool) {
             Err(_) if !peer_available => "-".into(),
             Err(e) => format!("- ({e})"),
         },
-        fmt_value(v, r.unit),
+        visage_cell,
         r.ratio().map_or("-".into(), |x| format!("{x:.2}")),
         bare
     );
