@@ -19,13 +19,19 @@
 //! 1M distractors and 3,500 probes that is 3,501 entries. Undefined (`null`) when
 //! `1e-6 < 1 / I`.
 //!
-//! Computation: probes are split into blocks (rayon runs blocks in parallel), each block is
-//! scored against distractor blocks with the f32 kernel of [`crate::score_block`] into a
-//! scratch buffer of `probe_block x distractor_block` scores, and every score is offered to the
-//! probe's top-(K + margin) heap and to the block's impostor heap. Memory is O(blocks), never
-//! probes x distractors. The f32 scores only select candidates: afterwards every kept candidate
-//! is rescored in f64 (cosine of the f64-normalised rows, as in verification) and the ranks,
-//! thresholds and the TAR are decided on the f64 scores.
+//! Computation: the distractors are split into blocks (rayon runs blocks in parallel); each
+//! block's inverse norms are computed (in f64, which also checks the values are finite), the
+//! kept probes (up to `probe_block` at a time) are scored against it with the f32 GEMM of
+//! [`crate::score_block`] into a per-thread scratch buffer of `probes x distractor_block` raw
+//! dot products, and every score (dot times inverse norm) is offered to the probe's
+//! top-(K + margin) heap and to the thread's impostor heap; a run of 16 scores none of which
+//! beats the smaller heap threshold is skipped with one vectorised test. Memory is
+//! O(threads x blocks), never probes x distractors. [`identify_stream`] reads the distractors
+//! in chunks on a reader thread while earlier chunks are scored, and keeps only a few chunks
+//! in memory: the f64 rescoring reads back just the candidate rows (the exact fallbacks below
+//! read the whole matrix). The f32 scores only select candidates: afterwards every kept
+//! candidate is rescored in f64 (cosine of the f64-normalised rows, as in verification) and
+//! the ranks, thresholds and the TAR are decided on the f64 scores.
 //!
 //! Exactness: per probe, K + max(margin, K) candidates are kept, and for the impostor tail
 //! m + 1 + max(margin, (m + 1) / 4). With `eps = d * 2^-23`, a bound on the f32 error of a
@@ -592,17 +598,22 @@ pub fn identify(
         return Err(non_finite_error(bad));
     }
     bar.finish_and_clear();
-    finish(&plan, workers, Rows::of(distractors))
+    finish(&plan, workers, Access::Memory(Rows::of(distractors)))
 }
 
 /// Distractor rows per chunk read by [`identify_stream`]'s reader thread (64 MiB at 512-d).
 const STREAM_CHUNK_ROWS: usize = 32_768;
 
+/// Chunk buffers in flight in [`identify_stream`] (the memory it holds for distractors).
+const STREAM_BUFFERS: usize = 3;
+
 /// [`identify`] with the distractors read by `distractors` while they are scored: a reader
-/// thread reads them in chunks of rows (straight into the one matrix that the f64 rescoring
-/// needs afterwards) and each chunk is scored as soon as it is read, so reading overlaps
-/// compute. The result is that of [`identify`] on the whole matrix; a non-finite distractor
-/// value is reported when its chunk is scored (as the same [`EvalError::NonFinite`]).
+/// thread reads them in chunks of rows into a few reused buffers, and each chunk is scored as
+/// soon as it is read, so reading overlaps compute and the distractors are never all in
+/// memory (a few chunks of 32,768 rows are). The f64 rescoring then reads back only the
+/// candidate rows; the exact fallbacks, when they run (rarely), read the whole matrix. The
+/// result is that of [`identify`] on the whole matrix; a non-finite distractor value is
+/// reported when its chunk is scored (as the same [`EvalError::NonFinite`]).
 pub fn identify_stream(
     probes: &Embeddings,
     labels: &[i64],
@@ -623,47 +634,120 @@ pub fn identify_stream(
         .sum();
     let bar = plan.progress_bar(config, tasks);
     let workers = plan.candidate_workers();
-    let path = distractors.path().to_path_buf();
-    let mut data = crate::io::stream::zeroed_f32(&path, n_dist * dim)?;
-    std::thread::scope(|scope| -> Result<(), EvalError> {
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(&[f32], usize), EvalError>>();
-        let mut rest: &mut [f32] = &mut data;
-        scope.spawn(move || {
+    let distractors = std::thread::scope(|scope| -> Result<_, EvalError> {
+        type Chunk = Result<(Vec<f32>, usize), EvalError>;
+        let (full_tx, full_rx) = std::sync::mpsc::channel::<Chunk>();
+        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<f32>>();
+        for _ in 0..STREAM_BUFFERS {
+            free_tx.send(Vec::new()).expect("receiver alive");
+        }
+        let reader = scope.spawn(move || {
             let mut first = 0;
-            while !rest.is_empty() {
-                let rows = chunk_rows.min(rest.len() / dim);
-                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(rows * dim);
-                let read = distractors.read_rows(chunk);
+            while first < n_dist {
+                let Ok(mut buf) = free_rx.recv() else { break };
+                let rows = chunk_rows.min(n_dist - first);
+                buf.resize(rows * dim, 0.0);
+                let read = distractors.read_rows(&mut buf);
                 let failed = read.is_err();
-                if tx.send(read.map(|()| (&*chunk, first))).is_err() || failed {
-                    return;
+                if full_tx.send(read.map(|()| (buf, first))).is_err() || failed {
+                    break;
                 }
                 first += rows;
-                rest = tail;
             }
+            distractors
         });
-        for msg in rx {
+        for msg in full_rx {
             let (chunk, first) = msg?;
-            if let Some(bad) = scanner.scan(chunk, first, &workers, &bar, &offer_candidates) {
+            if let Some(bad) = scanner.scan(&chunk, first, &workers, &bar, &offer_candidates) {
                 return Err(non_finite_error(bad));
             }
+            // the reader may have finished: then the buffer is simply dropped
+            let _ = free_tx.send(chunk);
         }
-        Ok(())
+        Ok(reader.join().expect("the reader thread does not panic"))
     })?;
     bar.finish_and_clear();
-    let distractors = Rows {
-        data: &data,
-        rows: n_dist,
-        dim,
-    };
-    finish(&plan, workers, distractors)
+    finish(&plan, workers, Access::stream(distractors))
+}
+
+/// How the f64 rescoring reaches distractor rows.
+enum Access<'a> {
+    /// The whole matrix, in memory.
+    Memory(Rows<'a>),
+    /// Streamed: the reader, then the candidate rows read back (`ids` increasing), and the
+    /// whole matrix once a fallback needed it.
+    Stream {
+        reader: crate::io::EmbeddingReader,
+        ids: Vec<u32>,
+        rows: Vec<f32>,
+        full: Option<Embeddings>,
+    },
+}
+
+impl Access<'_> {
+    fn stream(reader: crate::io::EmbeddingReader) -> Self {
+        Access::Stream {
+            reader,
+            ids: Vec::new(),
+            rows: Vec::new(),
+            full: None,
+        }
+    }
+
+    /// Reads back the rows `ids` (sorted, deduplicated here) of a streamed matrix.
+    fn gather(&mut self, mut wanted: Vec<u32>) -> Result<(), EvalError> {
+        if let Access::Stream {
+            reader, ids, rows, ..
+        } = self
+        {
+            wanted.sort_unstable();
+            wanted.dedup();
+            *rows = reader.read_rows_at(&wanted)?;
+            *ids = wanted;
+        }
+        Ok(())
+    }
+
+    /// Row `j`, which must be in memory or gathered.
+    fn row(&self, j: u32) -> &[f32] {
+        match self {
+            Access::Memory(m) => m.row(j as usize),
+            Access::Stream {
+                full: Some(full), ..
+            } => full.row(j as usize),
+            Access::Stream {
+                reader, ids, rows, ..
+            } => {
+                let k = ids.binary_search(&j).expect("candidate rows are gathered");
+                let dim = reader.dim();
+                &rows[k * dim..(k + 1) * dim]
+            }
+        }
+    }
+
+    /// The whole matrix (read once, for the exact fallbacks).
+    fn full(&mut self) -> Result<Rows<'_>, EvalError> {
+        match self {
+            Access::Memory(m) => Ok(*m),
+            Access::Stream { reader, full, .. } => {
+                if full.is_none() {
+                    reader.rewind()?;
+                    let mut data =
+                        crate::io::stream::zeroed_f32(reader.path(), reader.rows() * reader.dim())?;
+                    reader.read_rows(&mut data)?;
+                    *full = Some(Embeddings::new(reader.rows(), reader.dim(), data)?);
+                }
+                Ok(Rows::of(full.as_ref().expect("just read")))
+            }
+        }
+    }
 }
 
 /// The f64 rescoring, certification and fallbacks, then the report.
 fn finish(
     plan: &Plan,
     workers: Vec<std::sync::Mutex<Worker<Candidates>>>,
-    distractors: Rows<'_>,
+    mut access: Access<'_>,
 ) -> Result<IdentificationReport, EvalError> {
     let Plan {
         max_rank,
@@ -689,39 +773,53 @@ fn finish(
             }
         }
     }
-    let distractor64 = |j: u32| normalize_f64(distractors.row(j as usize));
+    access.gather(
+        per_probe_f32
+            .iter()
+            .flat_map(|h| h.iter().map(|&(_, j)| j))
+            .chain(impostor_tail.iter().map(|&(_, (_, j))| j))
+            .collect(),
+    )?;
 
     // t[i][k-1] = k-th largest f64 distractor score of kept probe i (-inf past the end). The
     // f32 selection is certified when every dropped distractor (f32 score <= the smallest
     // kept one, so true score <= that + eps) lies below the f64 K-th score; otherwise the
     // probe is recomputed exactly over all distractors.
-    let mut exact_recomputed = 0usize;
-    let thresholds: Vec<Vec<f64>> = per_probe_f32
-        .into_par_iter()
-        .enumerate()
-        .map(|(i, heap)| {
-            let floor = heap.is_full().then(|| f64::from(heap.threshold()));
-            let mut s: Vec<f64> = heap
-                .into_vec()
-                .into_iter()
-                .map(|(_, j)| dot_f64(&probe64[i], &distractor64(j)))
-                .collect();
-            s.sort_by(|a, b| b.total_cmp(a));
-            let certified = match floor {
-                None => true,
-                Some(f) => s.len() >= max_rank && f + eps < s[max_rank - 1],
-            };
-            if !certified {
-                s = exact_top_scores(&probe64[i], distractors, max_rank);
-            }
+    let rescored: Vec<(Vec<f64>, bool)> = {
+        let access = &access;
+        per_probe_f32
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, heap)| {
+                let floor = heap.is_full().then(|| f64::from(heap.threshold()));
+                let mut s: Vec<f64> = heap
+                    .into_vec()
+                    .into_iter()
+                    .map(|(_, j)| dot_f64(&probe64[i], &normalize_f64(access.row(j))))
+                    .collect();
+                s.sort_by(|a, b| b.total_cmp(a));
+                let certified = match floor {
+                    None => true,
+                    Some(f) => s.len() >= max_rank && f + eps < s[max_rank - 1],
+                };
+                (s, certified)
+            })
+            .collect()
+    };
+    let uncertified: Vec<usize> = (0..rescored.len()).filter(|&i| !rescored[i].1).collect();
+    let exact_recomputed = uncertified.len();
+    let mut rescored: Vec<Vec<f64>> = rescored.into_iter().map(|(s, _)| s).collect();
+    if !uncertified.is_empty() {
+        let all = access.full()?;
+        for i in uncertified {
+            rescored[i] = exact_top_scores(&probe64[i], all, max_rank);
+        }
+    }
+    let thresholds: Vec<Vec<f64>> = rescored
+        .into_iter()
+        .map(|mut s| {
             s.resize(max_rank.max(s.len()), f64::NEG_INFINITY);
             s.truncate(max_rank);
-            (s, !certified)
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|(s, recomputed)| {
-            exact_recomputed += usize::from(recomputed);
             s
         })
         .collect();
@@ -734,11 +832,14 @@ fn finish(
         let floor = impostor_tail
             .is_full()
             .then(|| f64::from(impostor_tail.threshold()));
-        let mut s: Vec<f64> = impostor_tail
-            .into_vec()
-            .into_par_iter()
-            .map(|(_, (i, j))| dot_f64(&probe64[i as usize], &distractor64(j)))
-            .collect();
+        let mut s: Vec<f64> = {
+            let access = &access;
+            impostor_tail
+                .into_vec()
+                .into_par_iter()
+                .map(|(_, (i, j))| dot_f64(&probe64[i as usize], &normalize_f64(access.row(j))))
+                .collect()
+        };
         s.sort_by(|a, b| b.total_cmp(a));
         let cut = s.get(allowed).copied().unwrap_or(f64::NEG_INFINITY);
         let certified = floor.is_none_or(|f| f + eps < cut);
@@ -749,13 +850,15 @@ fn finish(
             // Every impostor of the true top m+1 has a true score >= cut (cut comes from a
             // subset), so an f32 score >= cut - eps: collect those, keeping the top m+1 in f64.
             let low = (cut - 2.0 * eps) as f32;
+            let distractors = access.full()?;
             let scanner = plan.scanner();
             let workers = scanner.workers(|| TopK::<(), f64>::new(allowed + 1));
             let visit =
                 |heap: &mut TopK<(), f64>, probe: usize, d0: usize, raw: &[f32], inv: &[f32]| {
                     for (c, (&v, &i)) in raw.iter().zip(inv).enumerate() {
                         if v * i >= low {
-                            let exact = dot_f64(&probe64[probe], &distractor64((d0 + c) as u32));
+                            let exact =
+                                dot_f64(&probe64[probe], &normalize_f64(distractors.row(d0 + c)));
                             heap.push(exact, ());
                         }
                     }

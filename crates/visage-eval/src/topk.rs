@@ -95,6 +95,11 @@ impl<T: Copy, S: Score> TopK<T, S> {
     }
 
     /// The kept entries, in no particular order.
+    pub fn iter(&self) -> std::slice::Iter<'_, (S, T)> {
+        self.heap.iter()
+    }
+
+    /// The kept entries, in no particular order.
     pub fn into_vec(self) -> Vec<(S, T)> {
         self.heap
     }

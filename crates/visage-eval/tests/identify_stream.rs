@@ -199,3 +199,37 @@ fn streamed_errors_match_in_memory() {
     assert!(matches!(e, Err(EvalError::Shape(_))));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Near-duplicate distractors with a margin of 1: the f32 selection cannot be certified, so
+/// the streamed run must read the whole matrix back for both exact fallbacks and still give
+/// the in-memory report.
+#[test]
+fn streamed_exact_fallbacks_match_in_memory() {
+    let mut rng = Rng(11);
+    let dim = 16;
+    let base: Vec<f64> = (0..dim).map(|_| rng.normal()).collect();
+    let mut near = |n: usize, scale: f64| -> Vec<f32> {
+        (0..n * dim)
+            .map(|k| (base[k % dim] + scale * rng.normal()) as f32)
+            .collect()
+    };
+    let labels: Vec<i64> = vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4];
+    let p = Embeddings::new(10, dim, near(10, 3e-4)).unwrap();
+    // 110,000 x 10 kept probes > 1e6 impostors: the TAR is defined
+    let nd = 110_000;
+    let d = Embeddings::new(nd, dim, near(nd, 1e-4)).unwrap();
+    let cfg = IdentificationConfig {
+        ranks: (1..=20).collect(),
+        margin: 1,
+        ..Default::default()
+    };
+    let expected = identify(&p, &labels, &d, &cfg).unwrap();
+    assert!(expected.exact_recomputed_probes > 0);
+    assert!(expected.impostor_second_pass);
+    let dir = temp_dir("fallbacks");
+    let path = dir.join("d.npy");
+    write_embeddings(&path, &d).unwrap();
+    let got = identify_stream(&p, &labels, EmbeddingReader::open(&path).unwrap(), &cfg).unwrap();
+    assert_eq!(got, expected);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,10 +1,11 @@
 //! Reading an embedding matrix in row chunks, so that scoring can start before the whole file
-//! is read (`visage identify` streams its distractors through [`crate::identify_stream`]).
+//! is read (`visage identify` streams its distractors through [`crate::identification::identify_stream`]).
 //!
 //! A `.npy` file is opened, its header parsed and its size checked against the shape (the
 //! errors of [`super::read_embeddings`]), then [`EmbeddingReader::read_rows`] reads the next
 //! rows straight into the caller's `f32` buffer (f32 data: no intermediate byte buffer; f64
-//! data is converted chunk by chunk). A `.safetensors` file is read whole when opened (its
+//! data is converted chunk by chunk); [`EmbeddingReader::read_rows_at`] reads chosen rows
+//! back. A `.safetensors` file is read whole when opened (its
 //! header does not say where the data of one tensor is without parsing it all) and handed out
 //! from memory.
 
@@ -31,6 +32,7 @@ enum Source {
     File {
         file: File,
         dtype: ElementType,
+        data_start: u64,
         next_row: usize,
     },
     /// A matrix already in memory (`.safetensors`, or [`EmbeddingReader::from_embeddings`]).
@@ -114,6 +116,7 @@ impl EmbeddingReader {
             source: Source::File {
                 file,
                 dtype: header.dtype,
+                data_start: header.data_start as u64,
                 next_row: 0,
             },
         })
@@ -164,6 +167,7 @@ impl EmbeddingReader {
                 file,
                 dtype,
                 next_row,
+                ..
             } => {
                 assert!(*next_row + n <= self.rows, "read_rows past the last row");
                 let io = |e| EvalError::io(&self.path, e);
@@ -200,6 +204,64 @@ impl EmbeddingReader {
                 Ok(())
             }
         }
+    }
+
+    /// Goes back to the first row.
+    pub fn rewind(&mut self) -> Result<(), EvalError> {
+        use std::io::{Seek, SeekFrom};
+        match &mut self.source {
+            Source::Memory { next_row, .. } => *next_row = 0,
+            Source::File {
+                file,
+                data_start,
+                next_row,
+                ..
+            } => {
+                file.seek(SeekFrom::Start(*data_start))
+                    .map_err(|e| EvalError::io(&self.path, e))?;
+                *next_row = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads rows `ids` (increasing, each `< rows`) into one `[ids.len(), dim]` buffer, then
+    /// goes back to the first row.
+    pub fn read_rows_at(&mut self, ids: &[u32]) -> Result<Vec<f32>, EvalError> {
+        use std::io::{Seek, SeekFrom};
+        let dim = self.dim;
+        let mut out = vec![0f32; ids.len() * dim];
+        let mut k = 0;
+        while k < ids.len() {
+            // a run of consecutive rows is one read
+            let mut end = k + 1;
+            while end < ids.len() && ids[end] == ids[end - 1] + 1 {
+                end += 1;
+            }
+            let first = ids[k] as usize;
+            assert!(
+                first + (end - k) <= self.rows,
+                "read_rows_at past the last row"
+            );
+            if let Source::File {
+                file,
+                dtype,
+                data_start,
+                next_row,
+            } = &mut self.source
+            {
+                let offset = *data_start + (first * dim * dtype.size()) as u64;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|e| EvalError::io(&self.path, e))?;
+                *next_row = first;
+            } else if let Source::Memory { next_row, .. } = &mut self.source {
+                *next_row = first;
+            }
+            self.read_rows(&mut out[k * dim..end * dim])?;
+            k = end;
+        }
+        self.rewind()?;
+        Ok(out)
     }
 
     /// Reads every remaining row into one matrix.
