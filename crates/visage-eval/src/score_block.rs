@@ -2,8 +2,9 @@
 //! distractor block, `S[r, c] = <p_r, x_c> / ||x_c||`, where the probes `p_r` are already
 //! L2-normalised.
 //!
-//! The product is one `sgemm` (the `matrixmultiply` crate: packed, cache-blocked, SIMD
-//! micro-kernels; f32 products accumulated in f32), followed by a per-column scale by the
+//! The product is one `sgemm` (the `matrixmultiply` crate, or with the `gemm-avx512` feature
+//! the `gemm` crate's AVX-512 kernels: packed, cache-blocked, SIMD micro-kernels; f32 products
+//! accumulated in f32), followed by a per-column scale by the
 //! distractor's inverse norm, so distractors are never copied or normalised in memory. The
 //! f32 scores only select candidates; the scores that decide a rank or a TAR are recomputed in
 //! f64 (see [`crate::identification`]).
@@ -47,6 +48,35 @@ pub fn dot_block(
     if rows == 0 || cols == 0 {
         return;
     }
+    #[cfg(feature = "gemm-avx512")]
+    // SAFETY: the asserts above guarantee that C (rows x cols: column stride 1, row stride
+    // cols), A (rows x dim: 1, dim) and B = distractors^T (dim x cols: column stride dim, row
+    // stride 1) lie inside their slices, and `out` does not alias the inputs. `read_dst` is
+    // false, so C = 1 * A B.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cols,
+            dim,
+            out.as_mut_ptr(),
+            1,
+            cols as isize,
+            false,
+            probes.as_ptr(),
+            1,
+            dim as isize,
+            distractors.as_ptr(),
+            dim as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    #[cfg(not(feature = "gemm-avx512"))]
     // SAFETY: the asserts above guarantee that A (rows x dim, strides dim/1),
     // B = distractors^T (dim x cols, strides 1/dim) and C (rows x cols, strides cols/1) lie
     // inside their slices, and `out` does not alias the inputs.
