@@ -302,11 +302,14 @@ pub fn write_embeddings(path: impl AsRef<Path>, embeddings: &Embeddings) -> Resu
 /// Writes `bytes` to a temporary file in the target's folder, then renames it onto `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
     let tmp = temp_path(path);
-    std::fs::write(&tmp, bytes).map_err(|e| EvalError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
+    let result = std::fs::write(&tmp, bytes)
+        .map_err(|e| EvalError::io(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| EvalError::io(path, e)));
+    if result.is_err() {
+        // A full disk must not stay full of a half-written temporary.
         let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
-    })
+    }
+    result
 }
 
 /// `dir/.name.tmp.<pid>` beside `path`.
