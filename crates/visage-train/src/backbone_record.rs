@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use visage_backbones::backbone::BackboneRecord;
@@ -66,12 +65,13 @@ pub fn load_backbone<B: Backend>(
         return Err(failed("no such backbone record".into()));
     }
     let kind = kind_of(&model);
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-    let record: BackboneRecord<B> = recorder.load(path.to_path_buf(), device).map_err(|e| {
-        failed(format!(
-            "cannot read it as the Burn record of a backbone ({e})"
-        ))
-    })?;
+    let bytes = visage_data::read::read_regular(path, crate::record_file::MAX_RECORD_BYTES)?;
+    let record: BackboneRecord<B> = crate::record_file::decode_record::<B, _>(&bytes, device)
+        .map_err(|e| {
+            failed(format!(
+                "cannot read it as the Burn record of a backbone ({e})"
+            ))
+        })?;
     let found = record_kind(&record);
     if found != kind {
         return Err(failed(format!(

@@ -18,6 +18,7 @@ pub use config::TrainConfig;
 pub use error::TrainError;
 pub mod backbone_record;
 pub mod checkpoint;
+pub mod record_file;
 pub mod run_dir;
 pub mod trained;
 pub mod trainer;

@@ -12,7 +12,9 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
     adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig,
 };
-use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+
+use crate::record_file::read_record;
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 
 use crate::config::{OptimConfig, OptimKind};
@@ -79,18 +81,14 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupOptimizer<M, B> {
 
     /// Loads the optimiser state written from [`GroupOptimizer::to_bytes`] to `path`.
     pub fn load(self, path: &Path, device: &B::Device) -> Result<Self, TrainError> {
-        let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-        let err = |e: burn::record::RecorderError| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        };
+        let path = path.with_extension("bin");
         Ok(match self {
-            GroupOptimizer::Sgd(o) => GroupOptimizer::Sgd(o.load_record(
-                Recorder::<B>::load(&recorder, path.to_path_buf(), device).map_err(err)?,
-            )),
-            GroupOptimizer::AdamW(o) => GroupOptimizer::AdamW(o.load_record(
-                Recorder::<B>::load(&recorder, path.to_path_buf(), device).map_err(err)?,
-            )),
+            GroupOptimizer::Sgd(o) => {
+                GroupOptimizer::Sgd(o.load_record(read_record::<B, _>(&path, device)?))
+            }
+            GroupOptimizer::AdamW(o) => {
+                GroupOptimizer::AdamW(o.load_record(read_record::<B, _>(&path, device)?))
+            }
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::record::{BinBytesRecorder, BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -227,13 +227,14 @@ pub fn load_model<B: Backend>(
             message: "no such model record".into(),
         });
     }
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-    model
-        .load_file(path.to_path_buf(), &recorder, device)
-        .map_err(|e| TrainError::Checkpoint {
-            path: path.display().to_string(),
-            message: format!("not a model record of this config: {e}"),
-        })
+    let record = crate::record_file::read_record::<B, _>(path, device).map_err(|e| match e {
+        TrainError::Checkpoint { path, message } => TrainError::Checkpoint {
+            path,
+            message: format!("not a model record of this config: {message}"),
+        },
+        other => other,
+    })?;
+    Ok(model.load_record(record))
 }
 
 /// Most class-weight elements (classes x embedding size) a run may ask for: 2^32 f32 values,
@@ -407,7 +408,6 @@ pub fn train<B: AutodiffBackend>(
         GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
     let mut opt_head =
         GroupOptimizer::<Head<B>, B>::new(&config.optim, config.optim.head_weight_decay());
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let metrics = run_dir.join("metrics.jsonl");
 
     // Fresh start or resume.
@@ -454,13 +454,7 @@ pub fn train<B: AutodiffBackend>(
                 state.step
             ));
         }
-        let bad = |e: burn::record::RecorderError| TrainError::Checkpoint {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        };
-        model = model
-            .load_file(dir.join("model"), &recorder, device)
-            .map_err(bad)?;
+        model = load_model(model, &dir.join("model.bin"), device)?;
         opt_backbone = opt_backbone.load(&dir.join("optim-backbone"), device)?;
         opt_head = opt_head.load(&dir.join("optim-head"), device)?;
         say(format!(
@@ -694,7 +688,10 @@ pub fn train<B: AutodiffBackend>(
     if !(resuming && start_step == total && checkpoint_dir(run_dir, total).is_dir()) {
         save(&model, &opt_backbone, &opt_head, &state)?;
     }
-    write_file(&run_dir.join("backbone.bin"), &record_bytes(&model.backbone))?;
+    write_file(
+        &run_dir.join("backbone.bin"),
+        &record_bytes(&model.backbone),
+    )?;
     visage_backbones::save_safetensors(&model.backbone, run_dir.join("backbone.safetensors"))?;
     let final_json = json!({
         "config": config,

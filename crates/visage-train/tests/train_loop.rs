@@ -287,6 +287,28 @@ fn an_initial_model_round_trips_and_starts_the_run() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("nope.bin"), "{err}");
+
+    // A length prefix of 2^60 in a 9-byte file is an error naming it, not an allocation abort.
+    let huge = dir.join("huge.bin");
+    std::fs::write(
+        &huge,
+        [0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f],
+    )
+    .unwrap();
+    let err = run(
+        &c,
+        &tmp("initial-huge"),
+        TrainOptions {
+            initial_model: Some(huge),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("huge.bin") && err.contains("not a model record"),
+        "{err}"
+    );
 }
 
 fn backbone_embed(config: &TrainConfig, record: &std::path::Path) -> Vec<f32> {
