@@ -4,10 +4,13 @@
 //! visage embed --backbone iresnet50 --weights backbone.pth --input aligned/ --output emb.npy \
 //!     [--flip] [--normalize] [--backend flex] [--batch-size 32]
 //! ```
+//! - `--weights`: a `.pth` / `.safetensors` state dict (InsightFace keys; embedding size and
+//!   LeNets++ input channels read from it) or a Burn record `.bin` written by `visage train`.
 //! - `--input` is a folder of aligned images (searched recursively, sorted by path; decoded to
-//!   RGB, or BT.601 luma for 1-channel backbones, as in training; normalised (x/255 - 0.5)/0.5; they must already
-//!   have the backbone's input size), or a `.safetensors` file with `images` f32
-//!   `[N, C, H, W]` already normalised.
+//!   RGB, or BT.601 luma for 1-channel backbones, as in training and `visage eval`;
+//!   normalised (x/255 - 0.5)/0.5; they must already have the backbone's input size), or a
+//!   `.safetensors` file with `images` f32 `[N, C, H, W]` already normalised.
+//! - The work is [`visage_infer::embed_input`]; this command parses flags and prints.
 //! - `--output` is `.npy` or `.safetensors` (`embeddings` f32 `[N, d]`); for a folder the
 //!   image order is written beside it to `OUTPUT.paths.txt` (paths relative to the folder).
 //! - `--flip` sums the embeddings of each image and its horizontal mirror; `--normalize`

@@ -13,6 +13,7 @@
 //!   `synthetic` (held-out synthetic identities, see the `--synthetic-*` options).
 //! - Writes OUT.json (the `visage verify` report plus the dataset and model description),
 //!   `roc.png`, `roc_hist.png` and `summary.md` in OUT.json's folder, and prints one line.
+//! - The work is [`visage_infer::evaluate`]; this command parses flags and prints.
 
 use std::path::PathBuf;
 use std::str::FromStr;
