@@ -127,7 +127,7 @@ fn a_colour_image_is_the_same_bt601_luma_in_training_evaluation_and_embedding() 
     let options = EmbedOptions::new();
     let eval = embed_samples(
         &model,
-        &[sample.clone()],
+        std::slice::from_ref(&sample),
         1,
         &options,
         &mut NoProgress,
