@@ -8,6 +8,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::channels::{check_channels, write_chw};
 use crate::error::{DataError, Result};
 use crate::sample::ImageSample;
 
@@ -20,16 +21,35 @@ pub struct ImageBatch<B: Backend> {
     pub labels: Tensor<B, 1, Int>,
 }
 
-/// Converts HWC u8 samples (all of one size) to normalised NCHW f32 values, `(x/255-0.5)/0.5`.
+/// Converts HWC u8 samples (all of one size) to normalised NCHW f32 values, `(x/255-0.5)/0.5`,
+/// three (RGB) channels.
+///
+/// # Shapes
+/// - `samples`: N images of `[H, W, 3]`
+/// - returns `N * 3 * H * W` values and the shape `[N, 3, H, W]`
 pub fn normalise_nchw(samples: &[ImageSample]) -> Result<(Vec<f32>, [usize; 4])> {
+    normalise_nchw_channels(samples, 3)
+}
+
+/// Converts HWC u8 samples (all of one size) to the `channels`-plane input of a model by the
+/// one channel rule of [`crate::channels`]: RGB for 3 channels, BT.601 luma for 1.
+///
+/// # Shapes
+/// - `samples`: N images of `[H, W, 3]`
+/// - returns `N * channels * H * W` values and the shape `[N, channels, H, W]`
+pub fn normalise_nchw_channels(
+    samples: &[ImageSample],
+    channels: usize,
+) -> Result<(Vec<f32>, [usize; 4])> {
+    check_channels(channels)?;
     let first = samples
         .first()
         .ok_or_else(|| DataError::Invalid("empty batch".into()))?;
     let (h, w) = (first.height, first.width);
-    let plane = h * w;
-    let mut out = vec![0f32; samples.len() * 3 * plane];
+    let per = channels * h * w;
+    let mut out = vec![0f32; samples.len() * per];
     for (n, s) in samples.iter().enumerate() {
-        if (s.height, s.width) != (h, w) || s.pixels.len() != plane * 3 {
+        if (s.height, s.width) != (h, w) || s.pixels.len() != h * w * 3 {
             return Err(DataError::Invalid(format!(
                 "batch item {n} is {}x{} ({} bytes), item 0 is {h}x{w}: resize or align images to one size",
                 s.height,
@@ -37,14 +57,9 @@ pub fn normalise_nchw(samples: &[ImageSample]) -> Result<(Vec<f32>, [usize; 4])>
                 s.pixels.len()
             )));
         }
-        let base = n * 3 * plane;
-        for (i, px) in s.pixels.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                out[base + c * plane + i] = (px[c] as f32 / 255.0 - 0.5) / 0.5;
-            }
-        }
+        write_chw(s, channels, &mut out[n * per..(n + 1) * per])?;
     }
-    Ok((out, [samples.len(), 3, h, w]))
+    Ok((out, [samples.len(), channels, h, w]))
 }
 
 /// Builds [`ImageBatch`]es on a device.
@@ -52,13 +67,32 @@ pub fn normalise_nchw(samples: &[ImageSample]) -> Result<(Vec<f32>, [usize; 4])>
 pub struct ImageBatcher;
 
 impl ImageBatcher {
-    /// Stacks `items` into a batch on `device`.
+    /// Stacks `items` into a batch of three (RGB) channels on `device`.
+    ///
+    /// # Shapes
+    /// - `items`: N images of `[H, W, 3]`
+    /// - returns images `[N, 3, H, W]`, labels `[N]`
     pub fn batch<B: Backend>(
         &self,
         items: &[ImageSample],
         device: &B::Device,
     ) -> Result<ImageBatch<B>> {
-        let (values, shape) = normalise_nchw(items)?;
+        self.batch_channels(items, 3, device)
+    }
+
+    /// Stacks `items` into a batch on `device` for a model of `channels` input channels (the
+    /// rule of [`crate::channels`]: RGB for 3, BT.601 luma for 1).
+    ///
+    /// # Shapes
+    /// - `items`: N images of `[H, W, 3]`
+    /// - returns images `[N, channels, H, W]`, labels `[N]`
+    pub fn batch_channels<B: Backend>(
+        &self,
+        items: &[ImageSample],
+        channels: usize,
+        device: &B::Device,
+    ) -> Result<ImageBatch<B>> {
+        let (values, shape) = normalise_nchw_channels(items, channels)?;
         let labels: Vec<i64> = items.iter().map(|s| s.label as i64).collect();
         let images = Tensor::<B, 4>::from_data(TensorData::new(values, shape), device);
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [items.len()]), device);

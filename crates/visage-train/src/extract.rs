@@ -9,7 +9,8 @@ use visage_eval::Embeddings;
 use crate::TrainError;
 
 /// Embeds `samples` with `backbone` (already in inference mode, i.e. on a non-autodiff
-/// backend), `batch` images at a time. Grey backbones (one input channel) see channel 0.
+/// backend), `batch` images at a time. Images become inputs by [`visage_data::channels`]'
+/// rule: RGB for 3 input channels, BT.601 luma for 1 (as in training).
 pub fn embed_samples<B: Backend>(
     backbone: &Backbone<B>,
     samples: &[ImageSample],
@@ -21,12 +22,9 @@ pub fn embed_samples<B: Backend>(
     let mut data = Vec::new();
     let mut dim = 0;
     for chunk in samples.chunks(batch.max(1)) {
-        let images = ImageBatcher.batch::<B>(chunk, device)?.images;
-        let images = if in_channels == 1 {
-            images.narrow(1, 0, 1)
-        } else {
-            images
-        };
+        let images = ImageBatcher
+            .batch_channels::<B>(chunk, in_channels, device)?
+            .images;
         let mut e: Tensor<B, 2> = backbone.forward(images.clone());
         if flip {
             e = e + backbone.forward(images.flip([3]));

@@ -19,6 +19,7 @@ pub use error::TrainError;
 pub mod backbone_record;
 pub mod checkpoint;
 pub mod record_file;
+pub mod record_layout;
 pub mod run_dir;
 pub mod trained;
 pub mod trainer;

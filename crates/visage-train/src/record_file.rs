@@ -27,12 +27,11 @@ fn decode<I: serde::de::DeserializeOwned, B: Backend, const LIMIT: usize>(
         .map_err(|e| e.to_string())
 }
 
-/// Decodes the record in `bytes` (a `.bin` file's content): the bincode limit is the smallest
-/// power of two of at least 8 x the content plus 1 MiB.
-pub fn decode_record<B: Backend, R: Record<B>>(
+/// Decodes the record item in `bytes` (a `.bin` file's content), without building tensors:
+/// the bincode limit is the smallest power of two of at least 8 x the content plus 1 MiB.
+pub fn decode_item<B: Backend, R: Record<B>>(
     bytes: &[u8],
-    device: &B::Device,
-) -> Result<R, String> {
+) -> Result<R::Item<FullPrecisionSettings>, String> {
     type Item<B, R> = <R as Record<B>>::Item<FullPrecisionSettings>;
     let need = (bytes.len() as u64).saturating_mul(8) + (1 << 20);
     macro_rules! pick {
@@ -45,7 +44,15 @@ pub fn decode_record<B: Backend, R: Record<B>>(
         };
     }
     let record = pick!(21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38)?;
-    Ok(R::from_item(record.item, device))
+    Ok(record.item)
+}
+
+/// Decodes the record in `bytes` (a `.bin` file's content), see [`decode_item`].
+pub fn decode_record<B: Backend, R: Record<B>>(
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<R, String> {
+    Ok(R::from_item(decode_item::<B, R>(bytes)?, device))
 }
 
 /// Reads the Burn record at `path` (a regular file of at most [`MAX_RECORD_BYTES`]); errors

@@ -534,12 +534,9 @@ pub fn train<B: AutodiffBackend>(
             epoch,
             b as u64,
         )?;
-        let batch = ImageBatcher.batch::<B>(&items, device)?;
-        let images = if in_channels == 1 {
-            batch.images.narrow(1, 0, 1)
-        } else {
-            batch.images
-        };
+        // one channel rule for training, evaluation and embedding (visage_data::channels)
+        let batch = ImageBatcher.batch_channels::<B>(&items, in_channels, device)?;
+        let images = batch.images;
 
         let embeddings: Tensor<B, 2> = model.backbone.forward(images);
         let out = model.head.forward(
