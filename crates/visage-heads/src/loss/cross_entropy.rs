@@ -2,7 +2,7 @@
 
 use burn::tensor::{activation::log_softmax, backend::Backend, Int, Tensor};
 
-use crate::target::gather_target;
+use crate::ops::gather_target;
 
 /// `mean_i [ -log softmax(logits_i)[labels_i] ]`, computed with a stable log-softmax, and the
 /// mean taken as `sum_i (l_i / N)` so that it cannot overflow where every `l_i` is finite

@@ -1,0 +1,12 @@
+//! Losses on top of the classifier and margins: softmax cross-entropy on logits, and the
+//! metric losses on embeddings (contrastive, triplet, center).
+
+mod center;
+mod contrastive;
+mod cross_entropy;
+mod triplet;
+
+pub use center::{CenterLoss, CenterLossConfig};
+pub use contrastive::{Contrastive, ContrastiveConfig};
+pub use cross_entropy::cross_entropy;
+pub use triplet::{Triplet, TripletConfig, TripletDistance, TripletMining, TripletReduction};
