@@ -8,5 +8,5 @@ mod triplet;
 
 pub use center::{CenterLoss, CenterLossConfig};
 pub use contrastive::{Contrastive, ContrastiveConfig};
-pub use cross_entropy::cross_entropy;
+pub use cross_entropy::{cross_entropy, cross_entropy_from_parts, log_sum_exp, merge_log_sum_exp};
 pub use triplet::{Triplet, TripletConfig, TripletDistance, TripletMining, TripletReduction};
