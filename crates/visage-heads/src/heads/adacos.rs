@@ -97,11 +97,11 @@ impl HeadDef for AdaCosConfig {
 
 /// The dynamic-AdaCos scale update from the cosines `[N, C]`, the labels and the previous
 /// scale (which should lie in `(0, MAX_SCALE]`: [`crate::Head::forward_checked`] checks it).
+/// Reads two scalars and the N target cosines back to the host. The result is held in
+/// `[ADACOS_MIN_SCALE, MAX_SCALE]`.
 ///
 /// # Shapes
 /// - `cos`: `[N, C]`, `labels`: `[N]`
-/// Reads two scalars and the N target cosines back to the host. The result is held in
-/// `[ADACOS_MIN_SCALE, MAX_SCALE]`.
 pub fn adacos_dynamic_scale<B: Backend>(
     cos: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,

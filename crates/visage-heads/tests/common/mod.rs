@@ -307,8 +307,8 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
                 for j in 0..classes {
                     // the best of class j's sub-centres, rows j*k .. j*k + k
                     let mut c = f64::NEG_INFINITY;
-                    for r in j * k..(j + 1) * k {
-                        c = c.max(cosine(xi, &w[r]));
+                    for wr in &w[j * k..(j + 1) * k] {
+                        c = c.max(cosine(xi, wr));
                     }
                     let t = if j == y[i] {
                         if c > (PI - m).cos() {
