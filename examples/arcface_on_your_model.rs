@@ -1,8 +1,10 @@
 //! Put an ArcFace head on your own Burn model.
 //!
-//! Your model maps inputs to embeddings; the head holds the class weights and turns
-//! `(embeddings, labels)` into a loss. Both are modules, so one optimiser trains both, and at
-//! inference you drop the head and compare embeddings by cosine.
+//! Your model maps inputs to embeddings; the head is three parts you can use on their own:
+//! the classifier (class weights -> cosines), the ArcFace margin (a function of the target
+//! cosine) and the cross-entropy. Model and classifier are modules, so one optimiser trains
+//! both, and at inference you drop the head and compare embeddings by cosine. The whole head
+//! in one module is `HeadConfig::ArcFace(..).init(classes, dim, &device)`.
 //!
 //! Run: `cargo run -p visage-examples --example arcface_on_your_model`
 
@@ -11,7 +13,8 @@ use burn::module::{AutodiffModule, Module};
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::{backend::Backend, Distribution, Int, Tensor, TensorData};
-use visage_heads::{ArcFace, ArcFaceConfig};
+use visage_heads::classifier::{Classifier, ClassifierConfig};
+use visage_heads::{loss, margin};
 
 /// Your model: anything that produces `[N, d]` embeddings.
 #[derive(Module, Debug)]
@@ -38,8 +41,12 @@ impl<B: Backend> Embedder<B> {
 #[derive(Module, Debug)]
 struct Trainee<B: Backend> {
     embedder: Embedder<B>,
-    head: ArcFace<B>,
+    classifier: Classifier<B>,
 }
+
+/// ArcFace with a smaller scale suits 8 classes; m stays the paper's 0.5.
+const SCALE: f64 = 16.0;
+const MARGIN: f64 = 0.5;
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -53,31 +60,31 @@ fn main() {
     let inputs = centres.select(0, labels.clone())
         + Tensor::random([n, input], Distribution::Normal(0.0, 0.3), &device);
 
-    // ArcFace with a smaller scale suits 8 classes; m stays the paper's 0.5.
-    let head = ArcFaceConfig::new(classes, dim)
-        .with_scale(16.0)
-        .init::<B>(&device)
-        .expect("valid ArcFace config");
     let mut model = Trainee {
         embedder: Embedder::new(input, dim, &device),
-        head,
+        classifier: ClassifierConfig::new(classes, dim).init(&device),
     };
     let mut optim = SgdConfig::new().init();
     for step in 0..60 {
         let embeddings = model.embedder.forward(inputs.clone());
-        let out = model.head.forward(embeddings, labels.clone());
-        let loss: f32 = out.loss.clone().into_scalar();
+        // cosines [N, C] -> ArcFace margin on the target cosine -> scale -> cross-entropy
+        let cos = model.classifier.cosines(embeddings);
+        let logits =
+            margin::apply_to_target(cos, labels.clone(), |c| margin::arcface(c, MARGIN, false))
+                .mul_scalar(SCALE);
+        let loss = loss::cross_entropy(logits, labels.clone());
+        let value: f32 = loss.clone().into_scalar();
         if step % 10 == 0 {
-            println!("step {step:3}  ArcFace loss {loss:.4}");
+            println!("step {step:3}  ArcFace loss {value:.4}");
         }
-        let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(0.1, model, grads);
     }
-    // Inference: embeddings only, no margin; the head's plain cosine logits classify.
+    // Inference: embeddings only, no margin; the plain cosines classify.
     let valid = model.valid();
     let logits = valid
-        .head
-        .inference_logits(valid.embedder.forward(inputs.inner()));
+        .classifier
+        .cosines(valid.embedder.forward(inputs.inner()));
     let predicted = logits.argmax(1).reshape([n]);
     let correct: i64 = predicted.equal(labels.inner()).int().sum().into_scalar();
     println!("training accuracy with plain cosine logits: {correct}/{n}");

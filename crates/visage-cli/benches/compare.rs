@@ -50,7 +50,7 @@ use burn::tensor::{Distribution, Int, Tensor};
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use visage_backbones::{Backbone, BackboneKind};
-use visage_heads::{Head, HeadConfig, HeadKind, HeadSpec, HeadState};
+use visage_heads::{Head, HeadConfig, HeadKind, HeadState};
 use visage_train::optim::GroupOptimizer;
 use visage_train::schedule::learning_rate;
 use visage_train::{init_model, TrainConfig, Trainee};
@@ -409,7 +409,8 @@ fn train_spec(row: &TrainRow, config: &TrainConfig, threads: usize) -> Value {
         BackboneKind::MobileFaceNet => ("mobilefacenet", None),
     };
     let dim = b.embedding_dim().expect("embedding_dim");
-    let head = match config.head.spec.to_config(row.classes, dim).expect("head") {
+    config.head.spec.validate(row.classes, dim).expect("head");
+    let head = match config.head.spec.clone() {
         HeadConfig::ArcFace(c) => {
             assert!(!c.easy_margin && !c.detach_margin, "peer has th/mm only");
             json!({"kind": "arcface", "classes": row.classes, "dim": dim,
@@ -645,15 +646,13 @@ fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value
 fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64) {
     let (n, d) = (128usize, 512usize);
     let device = Default::default();
-    let config = HeadSpec::new(HeadKind::Arcface)
-        .to_config(classes, d)
-        .expect("head config");
+    let config = HeadConfig::new(HeadKind::ArcFace);
     let (scale, margin) = match &config {
         HeadConfig::ArcFace(c) => (c.scale, c.margin),
         _ => unreachable!(),
     };
     <B as Backend>::seed(&device, 0);
-    let head: Head<B> = config.init(&device).expect("head");
+    let head: Head<B> = config.init(classes, d, &device).expect("head");
     let x_inner = Tensor::<I, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
     let labels =
         Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, classes as f64), &device);

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use burn::tensor::backend::Backend;
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use visage_heads::AdaCosConfig;
+use visage_heads::heads::adacos_fixed_scale;
+use visage_heads::HeadConfig;
 
 use crate::curves::{adacos_probability, angle_grid, boundary_angle, TargetCurve};
 use crate::lines::{line_chart, Axes, Series};
@@ -69,7 +70,8 @@ impl TargetLogitFigure {
                 label: curve.label.clone(),
                 points: thetas.iter().map(|&t| deg(t)).zip(values).collect(),
                 color: class_color(i),
-                dashed: curve.spec.easy_margin == Some(true) || curve.label.contains("λ"),
+                dashed: matches!(&curve.spec, HeadConfig::ArcFace(c) if c.easy_margin)
+                    || curve.label.contains("λ"),
             });
         }
         Ok(Self { series })
@@ -296,7 +298,7 @@ impl AdaCosFigure {
                     dashed: false,
                 })
                 .collect();
-            let fixed = AdaCosConfig::new(classes, 2).fixed_scale();
+            let fixed = adacos_fixed_scale(classes);
             series.push(Series {
                 label: format!("AdaCos fixed s = √2 ln(C−1) = {fixed:.2}"),
                 points: x

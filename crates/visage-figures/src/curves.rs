@@ -3,7 +3,7 @@
 //!
 //! - [`TargetCurve::eval`]: a head's target logit as a function of the angle `theta` between
 //!   a unit feature and its unit class weight (scale 1, so in cosine units). The head is built
-//!   from its [`HeadSpec`] with class weights `[[1, 0], [0, 1]]` and fed
+//!   from its [`HeadConfig`] with class weights `[[1, 0], [0, 1]]` and fed
 //!   `x = (cos theta, sin theta)` with label 0; column 0 of its training logits is the curve.
 //! - [`boundary_angle`]: the two-class decision boundary in angle space. Class 1 wins with its
 //!   margin where `target(theta_1) > cos theta_2`, i.e. above `theta_2 = acos(target(theta_1))`.
@@ -11,17 +11,20 @@
 //!   class probability when the other `C - 1` classes sit at 90 degrees (`cos = 0`).
 
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::heads::{
+    ArcFaceConfig, CombinedMarginConfig, CosFaceConfig, SoftmaxConfig, SphereFaceConfig,
+};
+use visage_heads::{HeadConfig, HeadState, HeadTensors};
 
 use crate::FigureError;
 
-/// A loss's target logit, as a named [`HeadSpec`] with scale 1.
+/// A loss's target logit, as a named [`HeadConfig`] with scale 1.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetCurve {
     /// Legend text, e.g. `ArcFace m = 0.5`.
     pub label: String,
     /// The head (scale 1; annealed heads with a constant lambda).
-    pub spec: HeadSpec,
+    pub spec: HeadConfig,
 }
 
 impl TargetCurve {
@@ -29,19 +32,20 @@ impl TargetCurve {
     pub fn cosine() -> Self {
         Self {
             label: "Softmax / NormFace / AdaCos: cos θ".into(),
-            spec: HeadSpec::new(HeadKind::Softmax),
+            spec: HeadConfig::Softmax(SoftmaxConfig::default()),
         }
     }
 
     /// A-Softmax with integer margin `m`, trained target `(lambda cos + psi) / (1 + lambda)`
     /// (`lambda = 0`: pure `psi`; the official recipe ends at `lambda = 5`).
     pub fn sphereface(m: u32, lambda: f64) -> Self {
-        let mut spec = HeadSpec::new(HeadKind::Sphereface);
-        spec.margin_int = Some(m);
-        spec.base = Some(lambda);
-        spec.gamma = Some(0.0);
-        spec.power = Some(1.0);
-        spec.lambda_min = Some(lambda);
+        let spec = HeadConfig::SphereFace(SphereFaceConfig {
+            margin_int: m,
+            base: lambda,
+            gamma: 0.0,
+            power: 1.0,
+            lambda_min: lambda,
+        });
         let label = if lambda == 0.0 {
             format!("SphereFace m = {m}: ψ(θ)")
         } else {
@@ -52,9 +56,10 @@ impl TargetCurve {
 
     /// CosFace: `cos theta - m`.
     pub fn cosface(m: f64) -> Self {
-        let mut spec = HeadSpec::new(HeadKind::Cosface);
-        spec.scale = Some(1.0);
-        spec.margin = Some(m);
+        let spec = HeadConfig::CosFace(CosFaceConfig {
+            scale: 1.0,
+            margin: m,
+        });
         Self {
             label: format!("CosFace m = {m}"),
             spec,
@@ -63,10 +68,12 @@ impl TargetCurve {
 
     /// ArcFace: `cos(theta + m)` with the th/mm fallback (or `easy_margin`).
     pub fn arcface(m: f64, easy_margin: bool) -> Self {
-        let mut spec = HeadSpec::new(HeadKind::Arcface);
-        spec.scale = Some(1.0);
-        spec.margin = Some(m);
-        spec.easy_margin = Some(easy_margin);
+        let spec = HeadConfig::ArcFace(ArcFaceConfig {
+            scale: 1.0,
+            margin: m,
+            easy_margin,
+            ..Default::default()
+        });
         let label = if easy_margin {
             format!("ArcFace m = {m}, easy margin")
         } else {
@@ -77,11 +84,12 @@ impl TargetCurve {
 
     /// The combined margin `cos(m1 theta + m2) - m3`.
     pub fn combined(m1: f64, m2: f64, m3: f64) -> Self {
-        let mut spec = HeadSpec::new(HeadKind::Combined);
-        spec.scale = Some(1.0);
-        spec.m1 = Some(m1);
-        spec.m2 = Some(m2);
-        spec.m3 = Some(m3);
+        let spec = HeadConfig::Combined(CombinedMarginConfig {
+            scale: 1.0,
+            m1,
+            m2,
+            m3,
+        });
         Self {
             label: format!("Combined ({m1}, {m2}, {m3})"),
             spec,
@@ -98,17 +106,18 @@ impl TargetCurve {
         thetas: &[f64],
         device: &B::Device,
     ) -> Result<Vec<f64>, FigureError> {
-        let config = self
-            .spec
-            .to_config(2, 2)
-            .map_err(|e| FigureError::setting(self.label.clone(), e.to_string()))?;
         let eye =
             Tensor::<B, 2>::from_data(TensorData::new(vec![1f32, 0., 0., 1.], [2, 2]), device);
-        let head = config
-            .init_with(HeadTensors {
-                weight: Some(eye),
-                bias: None,
-            })
+        let head = self
+            .spec
+            .init_with(
+                2,
+                2,
+                HeadTensors {
+                    weight: Some(eye),
+                    bias: None,
+                },
+            )
             .map_err(|e| FigureError::setting(self.label.clone(), e.to_string()))?;
         if thetas.is_empty() {
             return Ok(Vec::new());

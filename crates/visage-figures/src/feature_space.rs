@@ -72,29 +72,31 @@ pub struct RunFeatures {
 pub fn is_angular(kind: HeadKind) -> bool {
     matches!(
         kind,
-        HeadKind::Sphereface
-            | HeadKind::Normface
-            | HeadKind::Cosface
-            | HeadKind::Arcface
+        HeadKind::SphereFace
+            | HeadKind::NormFace
+            | HeadKind::CosFace
+            | HeadKind::ArcFace
             | HeadKind::Combined
-            | HeadKind::Adacos
+            | HeadKind::AdaCos
+            | HeadKind::SubCenterArcFace
     )
 }
 
 fn pretty(kind: HeadKind) -> &'static str {
     match kind {
         HeadKind::Softmax => "Softmax",
-        HeadKind::Lsoftmax => "L-Softmax",
-        HeadKind::Sphereface => "SphereFace",
-        HeadKind::Normface => "NormFace",
-        HeadKind::Cosface => "CosFace",
-        HeadKind::Arcface => "ArcFace",
+        HeadKind::LSoftmax => "L-Softmax",
+        HeadKind::SphereFace => "SphereFace",
+        HeadKind::NormFace => "NormFace",
+        HeadKind::CosFace => "CosFace",
+        HeadKind::ArcFace => "ArcFace",
+        HeadKind::SubCenterArcFace => "Sub-center ArcFace",
         HeadKind::Combined => "Combined margin",
-        HeadKind::Adacos => "AdaCos",
+        HeadKind::AdaCos => "AdaCos",
         HeadKind::Contrastive => "Contrastive",
         HeadKind::Triplet => "Triplet",
         HeadKind::Center => "Center",
-        HeadKind::Deepid2 => "DeepID2",
+        HeadKind::DeepId2 => "DeepID2",
     }
 }
 
@@ -127,9 +129,8 @@ fn number(v: &serde_json::Value) -> String {
 /// sets (`margin_int` as `m`, SphereFace's annealing by the lambda it ends at), plus center
 /// loss, e.g. `CosFace (s = 16, m = 0.1)`.
 pub fn describe_loss(config: &TrainConfig) -> String {
-    let spec = &config.head.spec;
     let mut fields: Vec<(usize, String)> = Vec::new();
-    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(spec) {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&config.head.table) {
         for (key, value) in map {
             let Some(rank) = SETTING_ORDER.iter().position(|k| *k == key) else {
                 continue;
@@ -146,7 +147,7 @@ pub fn describe_loss(config: &TrainConfig) -> String {
         }
     }
     fields.sort();
-    let mut text = pretty(spec.kind).to_string();
+    let mut text = pretty(config.head.spec.kind()).to_string();
     if let Some(c) = &config.head.center {
         text.push_str(&format!(" + center loss λ = {}", c.weight));
     }
@@ -361,7 +362,7 @@ pub fn train_run<B: AutodiffBackend>(
         test_labels,
         weights: model.head.class_tensor().map(host),
         centres: model.center.map(|c| host(c.centers.val())),
-        angular: is_angular(config.head.spec.kind),
+        angular: is_angular(config.head.spec.kind()),
         test_accuracy,
         train_seconds,
         reused,

@@ -16,7 +16,7 @@ fn close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 }
 
 /// The heads hold a cosine in `[-1 + 1e-7, 1 - 1e-7]` before `sqrt(1 - c^2)` and `acos`
-/// (visage_heads::COS_EPS), which moves the curves by up to ~2e-4 at theta = 0 and pi.
+/// (visage_heads::margin::COS_EPS), which moves the curves by up to ~2e-4 at theta = 0 and pi.
 fn clamped_angle(theta: f64) -> f64 {
     theta.cos().clamp(-1.0 + 1e-7, 1.0 - 1e-7).acos()
 }

@@ -13,7 +13,7 @@ use std::time::Instant;
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Int, Tensor};
-use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::{HeadConfig, HeadKind, HeadState, HeadTensors};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -89,14 +89,16 @@ fn bench<B: AutodiffBackend>(backend: &str, classes: &[usize], reps: usize) {
             std::hint::black_box(y.into_data());
         });
         let mm_gflops = 2.0 * (n * c * d) as f64 / mm / 1e9;
-        for kind in [HeadKind::Arcface, HeadKind::Cosface, HeadKind::Adacos] {
-            let head = HeadSpec::new(kind)
-                .to_config(c, d)
-                .expect("config")
-                .init_with::<B>(HeadTensors {
-                    weight: Some(Tensor::from_inner(w_inner.clone())),
-                    bias: None,
-                })
+        for kind in [HeadKind::ArcFace, HeadKind::CosFace, HeadKind::AdaCos] {
+            let head = HeadConfig::new(kind)
+                .init_with::<B>(
+                    c,
+                    d,
+                    HeadTensors {
+                        weight: Some(Tensor::from_inner(w_inner.clone())),
+                        bias: None,
+                    },
+                )
                 .expect("head");
             let secs = time(reps, || {
                 let x = Tensor::<B, 2>::from_inner(x_inner.clone()).require_grad();

@@ -1,27 +1,54 @@
 //! # visage-heads
 //!
-//! The loss heads of the face-representation literature, generic over Burn's `Backend`:
+//! The loss heads of the face-representation literature, generic over Burn's `Backend`,
+//! built from three parts as in the literature and InsightFace's arcface_torch:
 //!
-//! | head | file | paper |
+//! - a **classifier** ([`classifier::Classifier`]) that owns the class weights `[C * K, d]`
+//!   and produces cosines (the normalised family) or raw logits `x W^T + b` (the Euclidean
+//!   family);
+//! - **margins** ([`margin`]): public functions from the target cosine (and, for L-Softmax
+//!   and A-Softmax, the norms) to the target logit, usable on any logits;
+//! - the **loss** ([`loss`]): cross-entropy on the logits, or the metric losses on the
+//!   embeddings.
+//!
+//! The heads ([`heads`]) put them together, one file each:
+//!
+//! | kind | config | paper |
 //! |---|---|---|
-//! | [`Softmax`] | `softmax.rs` | DeepFace / DeepID |
-//! | [`Contrastive`] | `contrastive.rs` | DeepID2 verification signal (Sun 2014) |
-//! | [`DeepId2`] | `deepid2.rs` | softmax + lambda contrastive (Sun 2014) |
-//! | [`Triplet`] | `triplet.rs` | FaceNet (Schroff 2015) |
-//! | [`CenterLoss`] | `center.rs` | Wen 2016 |
-//! | [`LSoftmax`] | `lsoftmax.rs` | Liu 2016 |
-//! | [`SphereFace`] | `sphereface.rs` | A-Softmax, Liu 2017 |
-//! | [`NormFace`] | `normface.rs` | Wang 2017 |
-//! | [`CosFace`] | `cosface.rs` | Wang 2018 (AM-Softmax) |
-//! | [`ArcFace`] | `arcface.rs` | Deng 2019 |
-//! | [`CombinedMargin`] | `combined.rs` | ArcFace paper, eq. 4 |
-//! | [`AdaCos`] | `adacos.rs` | Zhang 2019 |
+//! | `softmax` | [`heads::SoftmaxConfig`] | DeepFace / DeepID |
+//! | `contrastive` | [`loss::ContrastiveConfig`] | DeepID2 verification signal (Sun 2014) |
+//! | `deepid2` | [`heads::DeepId2Config`] | softmax + lambda contrastive (Sun 2014) |
+//! | `triplet` | [`loss::TripletConfig`] | FaceNet (Schroff 2015) |
+//! | `center` | [`heads::CenterConfig`] | Wen 2016 |
+//! | `lsoftmax` | [`heads::LSoftmaxConfig`] | Liu 2016 |
+//! | `sphereface` | [`heads::SphereFaceConfig`] | A-Softmax, Liu 2017 |
+//! | `normface` | [`heads::NormFaceConfig`] | Wang 2017 |
+//! | `cosface` | [`heads::CosFaceConfig`] | Wang 2018 (AM-Softmax) |
+//! | `arcface` | [`heads::ArcFaceConfig`] | Deng 2019 |
+//! | `combined` | [`heads::CombinedMarginConfig`] | ArcFace paper, eq. 4 |
+//! | `adacos` | [`heads::AdaCosConfig`] | Zhang 2019 |
+//! | `subcenter_arcface` | [`heads::SubCenterArcFaceConfig`] | Deng 2020 (ECCV) |
 //!
-//! Each head has a `#[derive(Config)]` with the paper's defaults whose `init` returns the
-//! module (or a [`HeadError`] naming the bad field), and a `forward` giving a [`HeadOutput`]:
-//! the loss (a mean over the batch) and, for classification heads, the logits actually fed
-//! to the cross-entropy. [`Head`] wraps any of them for a training loop; [`HeadSpec`] is the
-//! TOML `[head]` table. Class weights are `[C, d]`, row = class (InsightFace's layout).
+//! [`HeadConfig`] is the TOML `[head]` table (`kind = "arcface"` plus the kind's fields), the
+//! one place it is parsed and validated; [`HeadConfig::init`] gives a [`Head`] module whose
+//! [`Head::forward`] returns a [`HeadOutput`]: the loss (a mean over the batch) and, for
+//! classification heads, the logits actually fed to the cross-entropy.
+//!
+//! ```ignore
+//! use visage_heads::{HeadConfig, HeadState};
+//! let config: HeadConfig = toml::from_str("kind = \"arcface\"\nscale = 64.0\nmargin = 0.5")?;
+//! let head = config.init::<B>(classes, 512, &device)?;
+//! let out = head.forward(embeddings, labels, &mut HeadState::default());
+//! out.loss.backward();
+//!
+//! // or the parts on your own model:
+//! use visage_heads::{classifier::ClassifierConfig, loss, margin};
+//! let classifier = ClassifierConfig::new(classes, 512).init::<B>(&device);
+//! let cos = classifier.cosines(embeddings); // [N, C]
+//! let logits = margin::apply_to_target(cos, labels.clone(), |c| margin::arcface(c, 0.5, false))
+//!     .mul_scalar(64.0);
+//! let loss = loss::cross_entropy(logits, labels);
+//! ```
 //!
 //! ## Edge cases
 //! - Zero embeddings (or zero class weights) are normalised to zero vectors, so their cosines
@@ -30,55 +57,17 @@
 //! - ArcFace with `theta + m > pi` falls back (th/mm by default, or `easy_margin`).
 //! - Metric losses with no valid pair or triplet give loss 0 and zero gradient.
 
-mod adacos;
-mod annealing;
-mod arcface;
-mod center;
-mod check;
-mod chunked;
-mod class_weight;
-mod combined;
-mod contrastive;
-mod cosface;
-mod cross_entropy;
-mod deepid2;
+pub mod check;
+pub mod classifier;
 mod error;
 mod head;
-mod lsoftmax;
-mod margin;
-mod normalize;
-mod normface;
+pub mod heads;
+pub mod loss;
+pub mod margin;
+pub mod ops;
 mod output;
-mod pairwise;
-mod psi;
-mod softmax;
-mod spec;
-mod sphereface;
-mod target;
-mod triplet;
 
-pub use adacos::{adacos_dynamic_scale, AdaCos, AdaCosConfig, ADACOS_MIN_SCALE};
-pub use annealing::Annealing;
-pub use arcface::{arcface_target, ArcFace, ArcFaceConfig};
-pub use center::{CenterLoss, CenterLossConfig};
-pub use chunked::chunked_margin_cross_entropy;
-pub use check::{check_batch, check_labels, MAX_MARGIN, MAX_SCALE};
-pub use class_weight::CLASS_WEIGHT_INIT_STD;
-pub use combined::{CombinedMargin, CombinedMarginConfig};
-pub use contrastive::{Contrastive, ContrastiveConfig};
-pub use cosface::{CosFace, CosFaceConfig};
-pub use cross_entropy::cross_entropy;
-pub use deepid2::{DeepId2, DeepId2Config};
 pub use error::HeadError;
-pub use head::{Head, HeadState, HeadTensors, MetricHead, MetricLoss};
-pub use lsoftmax::{LSoftmax, LSoftmaxConfig};
-pub use margin::COS_EPS;
-pub use normalize::{cosine_matrix, l2_norm, l2_normalize, NORM_EPS};
-pub use normface::{NormFace, NormFaceConfig};
+pub use head::{Head, HeadState, HeadTensors};
+pub use heads::{HeadConfig, HeadKind};
 pub use output::HeadOutput;
-pub use pairwise::pairwise_squared_distances;
-pub use psi::psi;
-pub use softmax::{Softmax, SoftmaxConfig};
-pub use spec::{HeadConfig, HeadKind, HeadSpec};
-pub use sphereface::{SphereFace, SphereFaceConfig};
-pub use triplet::{Triplet, TripletConfig, TripletDistance, TripletMining, TripletReduction};

@@ -6,7 +6,9 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Element, Int, Tensor, TensorData};
-use visage_heads::{arcface_target, chunked_margin_cross_entropy, HeadError};
+use visage_heads::loss::chunked_margin_cross_entropy;
+use visage_heads::margin;
+use visage_heads::HeadError;
 
 type F32 = Autodiff<NdArray<f32>>;
 type F64 = Autodiff<NdArray<f64>>;
@@ -40,7 +42,7 @@ impl Margin {
         match self {
             Margin::None => c,
             Margin::CosFace(m) => c.sub_scalar(m),
-            Margin::ArcFace(m) => arcface_target(c, m, false),
+            Margin::ArcFace(m) => margin::arcface(c, m, false),
         }
     }
 }

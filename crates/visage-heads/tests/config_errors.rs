@@ -5,7 +5,7 @@ mod common;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Int, Tensor, TensorData};
 use common::*;
-use visage_heads::{HeadError, HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::{HeadConfig, HeadError, HeadKind, HeadState, HeadTensors};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -18,26 +18,26 @@ fn field_error(spec: &HeadSpec) -> &'static str {
 
 #[test]
 fn out_of_range_values_name_their_field() {
-    let mut s = HeadSpec::new(HeadKind::Arcface);
+    let mut s = HeadSpec::new(HeadKind::ArcFace);
     s.margin = Some(1.6);
     assert_eq!(field_error(&s), "margin");
     s.margin = Some(-0.1);
     assert_eq!(field_error(&s), "margin");
     s.margin = Some(f64::NAN);
     assert_eq!(field_error(&s), "margin");
-    let mut s = HeadSpec::new(HeadKind::Cosface);
+    let mut s = HeadSpec::new(HeadKind::CosFace);
     s.scale = Some(0.0);
     assert_eq!(field_error(&s), "scale");
     s.scale = Some(-3.0);
     assert_eq!(field_error(&s), "scale");
     for m in [0u32, 5] {
-        let mut s = HeadSpec::new(HeadKind::Sphereface);
+        let mut s = HeadSpec::new(HeadKind::SphereFace);
         s.margin_int = Some(m);
         assert_eq!(field_error(&s), "margin_int");
-        s.kind = HeadKind::Lsoftmax;
+        s.kind = HeadKind::LSoftmax;
         assert_eq!(field_error(&s), "margin_int");
     }
-    let mut s = HeadSpec::new(HeadKind::Normface);
+    let mut s = HeadSpec::new(HeadKind::NormFace);
     s.scale = Some(-1.0);
     assert_eq!(field_error(&s), "scale");
     let mut s = HeadSpec::new(HeadKind::Combined);
@@ -49,11 +49,11 @@ fn out_of_range_values_name_their_field() {
     let mut s = HeadSpec::new(HeadKind::Center);
     s.alpha = Some(0.0);
     assert_eq!(field_error(&s), "alpha");
-    let mut s = HeadSpec::new(HeadKind::Sphereface);
+    let mut s = HeadSpec::new(HeadKind::SphereFace);
     s.gamma = Some(-1.0);
     assert_eq!(field_error(&s), "gamma");
     assert!(matches!(
-        HeadSpec::new(HeadKind::Adacos).to_config(1, 4),
+        HeadSpec::new(HeadKind::AdaCos).to_config(1, 4),
         Err(HeadError::InvalidField {
             field: "classes",
             ..
@@ -63,24 +63,52 @@ fn out_of_range_values_name_their_field() {
 
 #[test]
 fn toml_unknown_and_foreign_keys_are_named() {
-    let err = toml::from_str::<HeadSpec>("kind = \"arcface\"\nmargn = 0.5\n")
+    let err = toml::from_str::<HeadConfig>("kind = \"arcface\"\nmargn = 0.5\n")
         .unwrap_err()
         .to_string();
     assert!(err.contains("margn"), "{err}");
-    let err = toml::from_str::<HeadSpec>("kind = \"arcfase\"\n")
+    let err = toml::from_str::<HeadConfig>("kind = \"arcfase\"\n")
         .unwrap_err()
         .to_string();
     assert!(err.contains("arcfase"), "{err}");
-    let spec: HeadSpec = toml::from_str("kind = \"arcface\"\ngamma = 0.1\n").unwrap();
+    // a key of another kind: named, with the keys this kind takes
+    let err = toml::from_str::<HeadConfig>("kind = \"arcface\"\ngamma = 0.1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("gamma"), "{err}");
+    assert!(err.contains("easy_margin"), "{err}");
+    let err = toml::from_str::<HeadConfig>("kind = \"subcenter_arcface\"\neasy_margin = true\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("easy_margin"), "{err}");
+    let err = toml::from_str::<HeadConfig>("scale = 1.0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kind"), "{err}");
+    let config: HeadConfig = toml::from_str("kind = \"triplet\"\nmining = \"semi_hard\"\ndistance = \"l2\"\nreduction = \"mean_nonzero\"\n").unwrap();
+    assert!(config.validate(0, 4).is_ok());
+}
+
+#[test]
+fn every_kind_round_trips_through_toml_with_its_name() {
+    for kind in HeadKind::ALL {
+        let config = HeadConfig::new(kind);
+        let text = toml::to_string(&config).unwrap();
+        assert!(
+            text.contains(&format!("kind = \"{}\"", kind.name())),
+            "{text}"
+        );
+        assert_eq!(toml::from_str::<HeadConfig>(&text).unwrap(), config);
+    }
+    let config: HeadConfig = toml::from_str("kind = \"subcenter_arcface\"\n").unwrap();
     assert_eq!(
-        spec.to_config(10, 4).unwrap_err(),
-        HeadError::FieldNotApplicable {
-            field: "gamma",
-            kind: "arcface"
-        }
+        config,
+        HeadConfig::SubCenterArcFace(visage_heads::heads::SubCenterArcFaceConfig {
+            scale: 64.0,
+            margin: 0.5,
+            k: 3
+        })
     );
-    let spec: HeadSpec = toml::from_str("kind = \"triplet\"\nmining = \"semi_hard\"\ndistance = \"l2\"\nreduction = \"mean_nonzero\"\n").unwrap();
-    assert!(spec.to_config(0, 4).is_ok());
 }
 
 fn head_and_batch(
@@ -88,10 +116,8 @@ fn head_and_batch(
     width: usize,
 ) -> (visage_heads::Head<B>, Tensor<B, 2>, Tensor<B, 1, Int>) {
     let device = Default::default();
-    let head = HeadSpec::new(HeadKind::Cosface)
-        .to_config(5, 4)
-        .unwrap()
-        .init::<B>(&device)
+    let head = HeadConfig::new(HeadKind::CosFace)
+        .init::<B>(5, 4, &device)
         .unwrap();
     let n = labels.len();
     let x = Tensor::from_data(
@@ -150,7 +176,7 @@ fn bad_batches_are_errors() {
 #[test]
 fn wrong_weight_shape_and_missing_weight_are_named() {
     let device = Default::default();
-    let config = HeadSpec::new(HeadKind::Arcface).to_config(5, 4).unwrap();
+    let config = HeadSpec::new(HeadKind::ArcFace).to_config(5, 4).unwrap();
     let w = to_tensor::<B>(&Rng(1).mat(4, 4), &device);
     let err = config
         .init_with(HeadTensors {

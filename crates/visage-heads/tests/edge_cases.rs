@@ -6,7 +6,8 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use common::*;
-use visage_heads::{HeadKind, HeadSpec, TripletMining, TripletReduction};
+use visage_heads::loss::{TripletMining, TripletReduction};
+use visage_heads::HeadKind;
 
 type F32 = Autodiff<NdArray<f32>>;
 
@@ -20,7 +21,7 @@ fn all_finite(out: &LibOut) -> bool {
 fn every_spec() -> Vec<HeadSpec> {
     let mut v: Vec<HeadSpec> = HeadKind::ALL.iter().map(|&k| HeadSpec::new(k)).collect();
     for m in 1..=4 {
-        for kind in [HeadKind::Lsoftmax, HeadKind::Sphereface] {
+        for kind in [HeadKind::LSoftmax, HeadKind::SphereFace] {
             let mut s = HeadSpec::new(kind);
             s.margin_int = Some(m);
             s.base = Some(0.0);
@@ -28,13 +29,13 @@ fn every_spec() -> Vec<HeadSpec> {
             v.push(s);
         }
     }
-    let mut s = HeadSpec::new(HeadKind::Arcface);
+    let mut s = HeadSpec::new(HeadKind::ArcFace);
     s.easy_margin = Some(true);
     v.push(s);
-    let mut s = HeadSpec::new(HeadKind::Arcface);
+    let mut s = HeadSpec::new(HeadKind::ArcFace);
     s.detach_margin = Some(true);
     v.push(s);
-    let mut s = HeadSpec::new(HeadKind::Adacos);
+    let mut s = HeadSpec::new(HeadKind::AdaCos);
     s.dynamic = Some(true);
     v.push(s);
     for mining in [TripletMining::SemiHard, TripletMining::Hard] {
@@ -84,7 +85,7 @@ fn arcface_at_cos_one_and_minus_one_has_hand_derived_logits() {
         }
     });
     let (s, m) = (64.0, 0.5f64);
-    let out = run_lib::<F32>(&HeadSpec::new(HeadKind::Arcface), &inp);
+    let out = run_lib::<F32>(&HeadSpec::new(HeadKind::ArcFace), &inp);
     let logits = out.logits.unwrap();
     for i in 0..6 {
         let t = logits[i][inp.labels[i]];
@@ -112,7 +113,7 @@ fn zero_embeddings_have_zero_cosines_and_finite_gradients() {
         assert!(all_finite(&out), "{:?}: {out:?}", spec);
     }
     // NormFace: a zero embedding has every logit 0 (documented: cos = 0).
-    let out = run_lib::<F32>(&HeadSpec::new(HeadKind::Normface), &inp);
+    let out = run_lib::<F32>(&HeadSpec::new(HeadKind::NormFace), &inp);
     assert!(out.logits.unwrap()[0].iter().all(|v| *v == 0.0));
 }
 
@@ -127,9 +128,9 @@ fn huge_magnitudes_stay_finite() {
         if matches!(
             spec.kind,
             HeadKind::Softmax
-                | HeadKind::Lsoftmax
-                | HeadKind::Deepid2
-                | HeadKind::Sphereface
+                | HeadKind::LSoftmax
+                | HeadKind::DeepId2
+                | HeadKind::SphereFace
                 | HeadKind::Center
         ) {
             continue; // unnormalised logits of 1e4 are legitimately huge but still finite below
@@ -230,7 +231,7 @@ fn triplet_hand_computed_value() {
 #[test]
 fn m_one_reduces_to_the_plain_heads() {
     let inp = random_inputs(77, 6, 4, 5);
-    let mut l = HeadSpec::new(HeadKind::Lsoftmax);
+    let mut l = HeadSpec::new(HeadKind::LSoftmax);
     l.margin_int = Some(1);
     let a = run_lib::<F32>(&l, &inp);
     let b = run_lib::<F32>(&HeadSpec::new(HeadKind::Softmax), &inp);
@@ -242,11 +243,7 @@ fn m_one_reduces_to_the_plain_heads() {
 fn adacos_fixed_scale_values() {
     // sqrt(2) ln(C - 1) for the sheet's class counts.
     for (c, s) in [(10usize, 3.11f64), (10_575, 13.10), (85_742, 16.06)] {
-        let k = visage_heads::AdaCosConfig::new(c, 4);
-        assert!(
-            (k.fixed_scale() - s).abs() < 0.005,
-            "C={c}: {}",
-            k.fixed_scale()
-        );
+        let fixed = visage_heads::heads::adacos_fixed_scale(c);
+        assert!((fixed - s).abs() < 0.005, "C={c}: {}", fixed);
     }
 }

@@ -5,14 +5,16 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use common::*;
-use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::{HeadKind, HeadState, HeadTensors};
 
 type F64 = NdArray<f64>;
 type AdF64 = Autodiff<F64>;
 
 fn forward_loss(spec: &HeadSpec, inp: &Inputs) -> f64 {
     let device = Default::default();
-    let config = spec.to_config(inp.w.len().max(1), inp.x[0].len()).unwrap();
+    let config = spec
+        .to_config((inp.w.len() / spec.sub_centers()).max(1), inp.x[0].len())
+        .unwrap();
     let tensors = HeadTensors::<F64> {
         weight: (!inp.w.is_empty()).then(|| to_tensor(&inp.w, &device)),
         bias: None,
@@ -37,11 +39,11 @@ fn forward_loss(spec: &HeadSpec, inp: &Inputs) -> f64 {
 #[test]
 fn autodiff_gradients_equal_central_differences_on_f64() {
     let mut specs: Vec<HeadSpec> = HeadKind::ALL.iter().map(|&k| HeadSpec::new(k)).collect();
-    let mut s = HeadSpec::new(HeadKind::Arcface);
+    let mut s = HeadSpec::new(HeadKind::ArcFace);
     s.easy_margin = Some(true);
     specs.push(s);
     for m in 2..=4 {
-        let mut s = HeadSpec::new(HeadKind::Sphereface);
+        let mut s = HeadSpec::new(HeadKind::SphereFace);
         s.margin_int = Some(m);
         s.base = Some(0.0);
         s.lambda_min = Some(0.0);
@@ -76,6 +78,38 @@ fn autodiff_gradients_equal_central_differences_on_f64() {
                 &gw,
                 1e-6,
             );
+        }
+    }
+}
+
+#[test]
+fn subcenter_arcface_gradients_equal_central_differences_on_f64() {
+    for (seed, k) in [(40u64, 1usize), (41, 2), (42, 3)] {
+        let mut spec = HeadSpec::new(HeadKind::SubCenterArcFace);
+        spec.k = Some(k);
+        let inp = subcenter_inputs(seed, 6, 4, 3, k);
+        let lib = run_lib::<AdF64>(&spec, &inp);
+        let gx = fd_grad(&inp.x, 1e-6, |x| {
+            let mut p = inp.clone();
+            p.x = x.clone();
+            forward_loss(&spec, &p)
+        });
+        assert_close(&format!("k={k} grad_embeddings"), &lib.grad_x, &gx, 1e-6);
+        let gw = fd_grad(&inp.w, 1e-6, |w| {
+            let mut p = inp.clone();
+            p.w = w.clone();
+            forward_loss(&spec, &p)
+        });
+        let lib_gw = lib.grad_w.as_ref().unwrap();
+        assert_close(&format!("k={k} grad_weight"), lib_gw, &gw, 1e-6);
+        // only the best sub-centre of a class is trained: with k = 3 and 6 samples over 3
+        // classes, some of the 9 sub-centres are nobody's best and get no gradient
+        if k == 3 {
+            let untouched = lib_gw
+                .iter()
+                .filter(|r| r.iter().all(|v| *v == 0.0))
+                .count();
+            assert!(untouched > 0, "k=3: every sub-centre got a gradient");
         }
     }
 }

@@ -8,8 +8,9 @@ mod common;
 use std::f64::consts::PI;
 
 use burn::backend::{Autodiff, NdArray};
-use common::{labels_tensor, run_lib, to_tensor, Inputs, LibOut, Mat, Rng};
-use visage_heads::{HeadError, HeadKind, HeadSpec, HeadState, HeadTensors, MAX_SCALE};
+use common::{labels_tensor, run_lib, to_tensor, HeadSpec, Inputs, LibOut, Mat, Rng};
+use visage_heads::check::MAX_SCALE;
+use visage_heads::{HeadError, HeadKind, HeadState, HeadTensors};
 
 type F32 = Autodiff<NdArray<f32>>;
 type F64 = Autodiff<NdArray<f64>>;
@@ -144,8 +145,8 @@ const HUGE: [f64; 3] = [1e19, 1e30, f32::MAX as f64 / 16.0];
 
 fn check_huge<B: burn::tensor::backend::AutodiffBackend>(precision: &str) {
     for &norm in &HUGE {
-        for kind in [HeadKind::Sphereface, HeadKind::Lsoftmax] {
-            let sphere = kind == HeadKind::Sphereface;
+        for kind in [HeadKind::SphereFace, HeadKind::LSoftmax] {
+            let sphere = kind == HeadKind::SphereFace;
             for m in 1..=4u32 {
                 for pure in [true, false] {
                     let inp = inputs_at_norm(17 + m as u64, norm);
@@ -194,7 +195,7 @@ fn sphereface_and_lsoftmax_match_the_reference_at_huge_norms_f64() {
 
 #[test]
 fn zero_and_huge_rows_together_stay_finite_and_match() {
-    for kind in [HeadKind::Sphereface, HeadKind::Lsoftmax] {
+    for kind in [HeadKind::SphereFace, HeadKind::LSoftmax] {
         for m in 1..=4u32 {
             let mut inp = inputs_at_norm(3, 1e30);
             inp.x[1] = vec![0.0; 4];
@@ -203,7 +204,7 @@ fn zero_and_huge_rows_together_stay_finite_and_match() {
             let s = spec(kind, m, true);
             let out = run_lib::<F32>(&s, &inp);
             assert!(all_finite(&out), "{kind} m={m}: {out:?}");
-            let (rl, rloss) = reference(kind == HeadKind::Sphereface, m, 0.0, &inp);
+            let (rl, rloss) = reference(kind == HeadKind::SphereFace, m, 0.0, &inp);
             let scale = max_abs(&rl);
             let dl = worst_diff(out.logits.as_ref().unwrap(), &rl);
             assert!(dl <= 1e-4 * scale, "{kind} m={m}: logits off by {dl:e}");
@@ -231,7 +232,7 @@ fn every_head_is_finite_at_huge_and_tiny_norms() {
             // unnormalised logits x.W of these inputs are legitimately beyond f32 at 1e30+
             if matches!(
                 kind,
-                HeadKind::Softmax | HeadKind::Deepid2 | HeadKind::Center | HeadKind::Contrastive
+                HeadKind::Softmax | HeadKind::DeepId2 | HeadKind::Center | HeadKind::Contrastive
             ) && norm > 1e18
             {
                 continue;
@@ -247,8 +248,8 @@ fn ordinary_inputs_do_not_move() {
     // default SphereFace / L-Softmax on ordinary inputs: within 1e-5 of the reference
     let inp = common::random_inputs(77, 6, 4, 5);
     for (kind, sphere, lambda) in [
-        (HeadKind::Sphereface, true, 1000.0),
-        (HeadKind::Lsoftmax, false, 1000.0),
+        (HeadKind::SphereFace, true, 1000.0),
+        (HeadKind::LSoftmax, false, 1000.0),
     ] {
         let out = run_lib::<F32>(&HeadSpec::new(kind), &inp);
         let (rl, rloss) = reference(sphere, 4, lambda, &inp);
@@ -267,9 +268,9 @@ fn field_of(spec: &HeadSpec) -> &'static str {
 #[test]
 fn scales_and_margins_outside_their_ranges_name_the_field() {
     for kind in [
-        HeadKind::Normface,
-        HeadKind::Cosface,
-        HeadKind::Arcface,
+        HeadKind::NormFace,
+        HeadKind::CosFace,
+        HeadKind::ArcFace,
         HeadKind::Combined,
     ] {
         for bad in [1e300, f64::INFINITY, f64::NAN, -1.0, 0.0, MAX_SCALE * 1.001] {
@@ -281,18 +282,18 @@ fn scales_and_margins_outside_their_ranges_name_the_field() {
         s.scale = Some(MAX_SCALE);
         assert!(s.to_config(10, 4).is_ok(), "{kind}: scale 1e4 is allowed");
     }
-    let mut s = HeadSpec::new(HeadKind::Normface);
+    let mut s = HeadSpec::new(HeadKind::NormFace);
     s.learnable_scale = Some(true);
     s.scale = Some(1e300);
     assert_eq!(field_of(&s), "scale");
-    for kind in [HeadKind::Contrastive, HeadKind::Triplet, HeadKind::Deepid2] {
+    for kind in [HeadKind::Contrastive, HeadKind::Triplet, HeadKind::DeepId2] {
         for bad in [1e300, f64::INFINITY, f64::NAN, -1.0, 0.0, 2e4] {
             let mut s = HeadSpec::new(kind);
             s.margin = Some(bad);
             assert_eq!(field_of(&s), "margin", "{kind} margin {bad}");
         }
     }
-    let mut s = HeadSpec::new(HeadKind::Deepid2);
+    let mut s = HeadSpec::new(HeadKind::DeepId2);
     s.lambda = Some(1e300);
     assert_eq!(field_of(&s), "lambda");
     for (field, set) in [
@@ -304,7 +305,7 @@ fn scales_and_margins_outside_their_ranges_name_the_field() {
         ("power", |s| s.power = Some(-2.0)),
         ("lambda_min", |s| s.lambda_min = Some(f64::NEG_INFINITY)),
     ] {
-        for kind in [HeadKind::Sphereface, HeadKind::Lsoftmax] {
+        for kind in [HeadKind::SphereFace, HeadKind::LSoftmax] {
             let mut s = HeadSpec::new(kind);
             set(&mut s);
             assert_eq!(field_of(&s), field, "{kind}");
@@ -329,7 +330,7 @@ fn extreme_but_valid_annealing_stays_finite() {
     // any finite non-negative schedule is accepted and finite
     let mut inp = inputs_at_norm(5, 1e30);
     inp.iteration = 3;
-    for kind in [HeadKind::Sphereface, HeadKind::Lsoftmax] {
+    for kind in [HeadKind::SphereFace, HeadKind::LSoftmax] {
         let mut s = HeadSpec::new(kind);
         s.base = Some(1e300);
         s.gamma = Some(1e300);
@@ -343,7 +344,7 @@ fn extreme_but_valid_annealing_stays_finite() {
 #[test]
 fn adacos_previous_scale_is_checked_and_the_dynamic_scale_stays_positive() {
     let device = Default::default();
-    let mut spec = HeadSpec::new(HeadKind::Adacos);
+    let mut spec = HeadSpec::new(HeadKind::AdaCos);
     spec.dynamic = Some(true);
     let mut rng = Rng(4);
     let w = rng.mat(2, 3);
@@ -381,7 +382,7 @@ fn adacos_previous_scale_is_checked_and_the_dynamic_scale_stays_positive() {
         .unwrap();
     let s = state.adacos_scale.unwrap();
     assert!(
-        (visage_heads::ADACOS_MIN_SCALE..=MAX_SCALE).contains(&s),
+        (visage_heads::heads::ADACOS_MIN_SCALE..=MAX_SCALE).contains(&s),
         "{s}"
     );
     let loss: f64 = out

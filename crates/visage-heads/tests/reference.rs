@@ -7,7 +7,8 @@ mod common;
 
 use burn::backend::{Autodiff, NdArray};
 use common::*;
-use visage_heads::{HeadKind, HeadSpec, TripletDistance, TripletMining, TripletReduction};
+use visage_heads::loss::{TripletDistance, TripletMining, TripletReduction};
+use visage_heads::HeadKind;
 
 type F32 = Autodiff<NdArray<f32>>;
 type F64 = Autodiff<NdArray<f64>>;
@@ -27,38 +28,38 @@ fn classification_cases() -> Vec<(&'static str, HeadSpec)> {
     s.bias = Some(true);
     v.push(("softmax bias", s));
     for m in 1..=4 {
-        let mut s = spec(HeadKind::Lsoftmax);
+        let mut s = spec(HeadKind::LSoftmax);
         s.margin_int = Some(m);
         v.push(("lsoftmax", s.clone()));
         s.base = Some(0.0);
         v.push(("lsoftmax pure", s));
-        let mut s = spec(HeadKind::Sphereface);
+        let mut s = spec(HeadKind::SphereFace);
         s.margin_int = Some(m);
         v.push(("sphereface", s.clone()));
         s.base = Some(0.0);
         s.lambda_min = Some(0.0);
         v.push(("sphereface pure", s));
     }
-    v.push(("normface", spec(HeadKind::Normface)));
-    let mut s = spec(HeadKind::Normface);
+    v.push(("normface", spec(HeadKind::NormFace)));
+    let mut s = spec(HeadKind::NormFace);
     s.scale = Some(16.0);
     v.push(("normface s16", s));
-    let mut s = spec(HeadKind::Normface);
+    let mut s = spec(HeadKind::NormFace);
     s.learnable_scale = Some(true);
     v.push(("normface learnable", s));
-    v.push(("cosface", spec(HeadKind::Cosface)));
-    let mut s = spec(HeadKind::Cosface);
+    v.push(("cosface", spec(HeadKind::CosFace)));
+    let mut s = spec(HeadKind::CosFace);
     s.scale = Some(30.0);
     s.margin = Some(0.4);
     v.push(("cosface s30 m0.4", s));
-    v.push(("arcface", spec(HeadKind::Arcface)));
-    let mut s = spec(HeadKind::Arcface);
+    v.push(("arcface", spec(HeadKind::ArcFace)));
+    let mut s = spec(HeadKind::ArcFace);
     s.easy_margin = Some(true);
     v.push(("arcface easy", s));
-    let mut s = spec(HeadKind::Arcface);
+    let mut s = spec(HeadKind::ArcFace);
     s.detach_margin = Some(true);
     v.push(("arcface detach", s));
-    let mut s = spec(HeadKind::Arcface);
+    let mut s = spec(HeadKind::ArcFace);
     s.margin = Some(1.2);
     s.scale = Some(32.0);
     v.push(("arcface m1.2", s));
@@ -73,12 +74,12 @@ fn classification_cases() -> Vec<(&'static str, HeadSpec)> {
     s.m2 = Some(0.0);
     s.m3 = Some(0.0);
     v.push(("combined sphere-like", s));
-    v.push(("adacos fixed", spec(HeadKind::Adacos)));
-    let mut s = spec(HeadKind::Adacos);
+    v.push(("adacos fixed", spec(HeadKind::AdaCos)));
+    let mut s = spec(HeadKind::AdaCos);
     s.dynamic = Some(true);
     v.push(("adacos dynamic", s));
-    v.push(("deepid2", spec(HeadKind::Deepid2)));
-    let mut s = spec(HeadKind::Deepid2);
+    v.push(("deepid2", spec(HeadKind::DeepId2)));
+    let mut s = spec(HeadKind::DeepId2);
     s.lambda = Some(0.5);
     s.margin = Some(2.0);
     s.normalize = Some(true);
@@ -100,7 +101,7 @@ fn classification_heads_match_reference() {
 
 #[test]
 fn annealed_heads_follow_the_iteration() {
-    for kind in [HeadKind::Lsoftmax, HeadKind::Sphereface] {
+    for kind in [HeadKind::LSoftmax, HeadKind::SphereFace] {
         for iteration in [0u64, 1, 50, 1_000, 100_000] {
             let mut inp = random_inputs(7 + iteration, 6, 4, 5);
             inp.iteration = iteration;
@@ -115,7 +116,7 @@ fn annealed_heads_follow_the_iteration() {
 
 #[test]
 fn dynamic_adacos_uses_the_previous_scale() {
-    let mut s = spec(HeadKind::Adacos);
+    let mut s = spec(HeadKind::AdaCos);
     s.dynamic = Some(true);
     for (n, prev) in [(6usize, Some(2.5)), (7, Some(9.0)), (8, None)] {
         let mut inp = random_inputs(900 + n as u64, n, 4, 9);
@@ -137,7 +138,7 @@ fn arcface_fallback_region_matches_reference() {
                 .map(|(k, v)| -v + 0.05 * inp.x[i][k])
                 .collect();
         }
-        let mut s = spec(HeadKind::Arcface);
+        let mut s = spec(HeadKind::ArcFace);
         s.easy_margin = Some(easy);
         s.scale = Some(16.0);
         check_both(&format!("arcface fallback easy={easy}"), &s, &inp);

@@ -6,7 +6,7 @@
 //! [data]      # training data: kind = "synthetic" | "image_folder" | "recordio" | "mnist"
 //! [eval]      # held-out verification: kind = "synthetic" | "bin" | "lfw"
 //! [backbone]  # visage_backbones::BackboneConfig (kind = "mobilefacenet", ...)
-//! [head]      # visage_heads::HeadSpec, plus optional [head.center] / [head.contrastive]
+//! [head]      # visage_heads::HeadConfig, plus optional [head.center] / [head.contrastive]
 //! [optim]     # kind = "sgd" | "adamw", lr, momentum, nesterov, weight_decay, head_lr, ...
 //! [schedule]  # warmup_steps, kind = "constant" | "poly" | "multistep" | "cosine", ...
 //! [train]     # steps or epochs, batch_size, sampler, seed, clip_grad_norm, eval_every, ...
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use visage_backbones::BackboneConfig;
-use visage_heads::{HeadKind, HeadSpec};
+use visage_heads::{HeadConfig, HeadKind};
 
 use crate::TrainError;
 
@@ -165,15 +165,19 @@ pub struct ContrastiveAux {
 /// `[head]`: the head (the table `visage head --spec` reads) and optional auxiliary losses.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HeadTable {
-    /// The head.
+    /// The head (`kind` and the kind's fields).
     #[serde(flatten)]
-    pub spec: HeadSpec,
+    pub spec: HeadConfig,
     /// Center loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub center: Option<CenterAux>,
     /// Contrastive loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contrastive: Option<ContrastiveAux>,
+    /// The head's keys as the file writes them (`kind` and the fields set, without the
+    /// defaults filled in), for descriptions of a run.
+    #[serde(skip)]
+    pub table: toml::Table,
 }
 
 impl<'de> Deserialize<'de> for HeadTable {
@@ -190,13 +194,14 @@ impl<'de> Deserialize<'de> for HeadTable {
             .map(|v| v.try_into::<ContrastiveAux>())
             .transpose()
             .map_err(|e| D::Error::custom(format!("[head.contrastive]: {e}")))?;
-        let spec = toml::Value::Table(table)
-            .try_into::<HeadSpec>()
+        let spec = toml::Value::Table(table.clone())
+            .try_into::<HeadConfig>()
             .map_err(D::Error::custom)?;
         Ok(HeadTable {
             spec,
             center,
             contrastive,
+            table,
         })
     }
 }
@@ -597,8 +602,8 @@ impl TrainConfig {
             return Err(TrainError::config("train.log_every", "must be at least 1"));
         }
         let needs_pairs = matches!(
-            self.head.spec.kind,
-            HeadKind::Contrastive | HeadKind::Triplet | HeadKind::Deepid2
+            self.head.spec.kind(),
+            HeadKind::Contrastive | HeadKind::Triplet | HeadKind::DeepId2
         ) || self.head.contrastive.is_some();
         if t.sampler == SamplerKind::Pk {
             let k = t.k.ok_or_else(|| {
@@ -625,7 +630,7 @@ impl TrainConfig {
         if let Some(c) = &self.head.contrastive {
             non_negative("head.contrastive.weight", c.weight)?;
         }
-        if self.head.center.is_some() && !self.head.spec.kind.is_classifier() {
+        if self.head.center.is_some() && !self.head.spec.kind().is_classifier() {
             return Err(TrainError::config(
                 "head.center",
                 "pairs with a classification head (center loss alone collapses)",

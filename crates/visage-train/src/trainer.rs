@@ -18,9 +18,8 @@ use visage_data::loader::load_augmented;
 use visage_data::sampler::{pk_batches, shuffled_batches};
 use visage_data::{AugmentConfig, ImageBatcher, SampleSource, VerificationSet};
 use visage_eval::{verify_interleaved, VerificationReport};
-use visage_heads::{
-    CenterLoss, CenterLossConfig, Contrastive, ContrastiveConfig, Head, HeadKind, HeadState,
-};
+use visage_heads::loss::{CenterLoss, CenterLossConfig, Contrastive, ContrastiveConfig};
+use visage_heads::{Head, HeadKind, HeadState};
 
 use crate::backbone_record::load_backbone;
 use crate::checkpoint::{
@@ -192,11 +191,12 @@ pub fn init_model<B: Backend>(
     device: &B::Device,
 ) -> Result<Trainee<B>, TrainError> {
     let dim = config.backbone.embedding_dim()?;
-    let head_config = config.head.spec.to_config(classes, dim)?;
+    let head_config = &config.head.spec;
+    head_config.validate(classes, dim)?;
     B::seed(device, config.train.seed);
     let model = Trainee {
         backbone: config.backbone.init(device)?,
-        head: head_config.init(device)?,
+        head: head_config.init(classes, dim, device)?,
         center: match config.head.center {
             Some(c) => Some(center_config(c, classes, dim).init(device)?),
             None => None,
@@ -243,6 +243,7 @@ pub fn load_model<B: Backend>(
 /// process instead of failing).
 pub const MAX_CLASS_WEIGHTS: u64 = 1 << 32;
 
+/// `classes` is the number of weight rows (classes times sub-centres).
 fn check_class_weights(classes: usize, dim: usize) -> Result<(), TrainError> {
     match (classes as u64).checked_mul(dim as u64) {
         Some(n) if n <= MAX_CLASS_WEIGHTS => Ok(()),
@@ -327,9 +328,14 @@ pub fn train<B: AutodiffBackend>(
         ));
     }
     let dim = config.backbone.embedding_dim()?;
-    check_class_weights(classes, dim)?;
-    config.head.spec.to_config(classes, dim)?;
-    if config.head.spec.kind == HeadKind::Center {
+    let rows = config
+        .head
+        .spec
+        .classifier(classes, dim)
+        .map_or(classes, |c| c.rows());
+    check_class_weights(rows, dim)?;
+    config.head.spec.validate(classes, dim)?;
+    if config.head.spec.kind() == HeadKind::Center {
         return Err(TrainError::config(
             "head.kind",
             "center loss alone collapses: use it as [head.center] beside a classification head",

@@ -137,7 +137,7 @@ impl ZooEntry {
                 .unwrap_or_default()
         };
         let head = &self.config.head;
-        let mut parts = vec![words(serde_json::to_value(&head.spec).unwrap_or_default())];
+        let mut parts = vec![words(serde_json::to_value(&head.table).unwrap_or_default())];
         if let Some(c) = head.center {
             parts.push(format!(
                 "+ center loss: {}",

@@ -124,8 +124,10 @@ fn check(text: &str) -> Result<(), TrainError> {
     config.backbone.input_size()?;
     config.backbone.in_channels()?;
     let dim = config.backbone.embedding_dim()?;
-    let head = config.head.spec.to_config(10, dim)?;
-    head.init::<Flex>(&Default::default())?;
+    config
+        .head
+        .spec
+        .init::<Flex>(10, dim, &Default::default())?;
     // Synthetic data is opened (sizes checked, labels read) without drawing an image.
     if config.data.path.is_none() {
         visage_train::data::open_training(&config.data)?;

@@ -121,6 +121,34 @@ fn every_head_family_lowers_the_loss() {
 }
 
 #[test]
+fn subcenter_arcface_trains_from_its_config_file() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/subcenter-arcface.toml");
+    let file: TrainConfig =
+        toml::from_str(&std::fs::read_to_string(&path).expect("config file")).expect("parses");
+    assert_eq!(
+        file.head.spec,
+        visage_heads::HeadConfig::SubCenterArcFace(visage_heads::heads::SubCenterArcFaceConfig {
+            scale: 16.0,
+            margin: 0.3,
+            k: 3,
+        })
+    );
+    // the file's [head] on the tiny data: K = 3 rows per class, loss finite and going down
+    let head = toml::to_string(&file.head.table).expect("head table");
+    let c = config(&head, "steps = 12");
+    let model = visage_train::init_model::<B>(&c, 6, &Default::default()).expect("model");
+    assert_eq!(model.head.class_tensor().unwrap().dims(), [18, 16]);
+    let s = run(&c, &tmp("subcenter"), TrainOptions::default()).expect("trains");
+    let l: Vec<f64> = s.losses.iter().map(|x| x.1).collect();
+    assert_eq!(l.len(), 12);
+    assert!(l.iter().all(|v| v.is_finite()), "{l:?}");
+    let first: f64 = l[..3].iter().sum::<f64>() / 3.0;
+    let last: f64 = l[l.len() - 3..].iter().sum::<f64>() / 3.0;
+    assert!(last < first, "loss did not go down: {l:?}");
+}
+
+#[test]
 fn resume_equals_the_uninterrupted_run() {
     let c = config(
         "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",

@@ -2,7 +2,8 @@
 //! between backends.
 //!
 //! IN (safetensors): `embeddings` f32 [N, d]; `labels` i64 [N]; where the head has them
-//! `weight` f32 [C, d] (`bias` f32 [C] optional for softmax / deepid2), `centers` f32 [C, d]
+//! `weight` f32 [C, d] (`[C * k, d]` for subcenter_arcface, row = class * k + sub-centre;
+//! `bias` f32 [C] optional for softmax / deepid2), `centers` f32 [C, d]
 //! (center), `iteration` i64 [] (annealing, default 0), `scale` f32 [] (dynamic AdaCos: the
 //! previous step's scale; default the fixed value).
 //! OUT (safetensors): `loss` f32 []; `logits` f32 [N, C] (classification heads);
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
-use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::{HeadConfig, HeadKind, HeadState, HeadTensors};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 use crate::tensor_file::{read_regular_file, write_tensors, HostTensor, TensorFile};
@@ -44,12 +45,13 @@ pub struct Args {
 #[derive(Debug, Clone)]
 pub struct HeadJob {
     /// The head.
-    pub spec: HeadSpec,
+    pub spec: HeadConfig,
     /// Embeddings and their shape `[N, d]`.
     pub embeddings: (Vec<f32>, [usize; 2]),
     /// Labels, `[N]`.
     pub labels: Vec<i64>,
-    /// Class weights (centres for center loss) and their shape `[C, d]`.
+    /// Class weights (centres for center loss) and their shape `[C, d]` (`[C * k, d]` with
+    /// `k` sub-centres).
     pub weight: Option<(Vec<f32>, [usize; 2])>,
     /// Class biases `[C]`.
     pub bias: Option<Vec<f32>>,
@@ -65,7 +67,7 @@ fn dims2(d: &[usize]) -> [usize; 2] {
 fn load(args: &Args) -> anyhow::Result<HeadJob> {
     let text = String::from_utf8(read_regular_file(&args.spec)?)
         .with_context(|| format!("{}: not UTF-8 text", args.spec.display()))?;
-    let spec: HeadSpec = toml::from_str(&text)
+    let spec: HeadConfig = toml::from_str(&text)
         .with_context(|| format!("{}: invalid head spec", args.spec.display()))?;
     let file = TensorFile::open(&args.input)?;
     let allow = args.allow_non_finite;
@@ -88,7 +90,7 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
             args.input.display()
         );
     }
-    let class_name = match spec.kind {
+    let class_name = match spec.kind() {
         HeadKind::Center => Some("centers"),
         k if k.has_class_tensor() => Some("weight"),
         _ => None,
@@ -102,7 +104,12 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
     };
     let classes = weight.as_ref().map(|(_, wd)| wd[0]);
     let bias = if file.contains("bias") {
-        if !matches!(spec.kind, HeadKind::Softmax | HeadKind::Deepid2) || spec.bias != Some(true) {
+        let has_bias = match &spec {
+            HeadConfig::Softmax(c) => c.bias,
+            HeadConfig::DeepId2(c) => c.bias,
+            _ => false,
+        };
+        if !has_bias {
             bail!(
                 "{}: tensor `bias` is given but the head spec has no `bias = true`",
                 args.input.display()
@@ -125,11 +132,11 @@ fn load(args: &Args) -> anyhow::Result<HeadJob> {
     };
     let adacos_scale = if file.contains("scale") {
         let s = file.f32("scale", &[])?.0[0] as f64;
-        if !(s > 0.0 && s <= visage_heads::MAX_SCALE) {
+        if !(s > 0.0 && s <= visage_heads::check::MAX_SCALE) {
             bail!(
                 "{}: tensor `scale` = {s} is outside (0, {:e}] (AdaCos's previous scale)",
                 args.input.display(),
-                visage_heads::MAX_SCALE
+                visage_heads::check::MAX_SCALE
             );
         }
         Some(s)
@@ -162,15 +169,18 @@ impl BackendJob for HeadJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Self::Output> {
         let [n, d] = self.embeddings.1;
-        let classes = self.weight.as_ref().map_or(1, |(_, wd)| wd[0]);
-        let config = self.spec.to_config(classes, d)?;
+        let rows = self.weight.as_ref().map_or(1, |(_, wd)| wd[0]);
+        let sub_centers = self.spec.classifier(1, d).map_or(1, |c| c.sub_centers);
+        let classes = (rows / sub_centers).max(1);
         let weight = self
             .weight
             .map(|(w, wd)| Tensor::<B, 2>::from_data(TensorData::new(w, wd), &device));
         let bias = self
             .bias
             .map(|b| Tensor::<B, 1>::from_data(TensorData::new(b, [classes]), &device));
-        let head = config.init_with(HeadTensors { weight, bias })?;
+        let head = self
+            .spec
+            .init_with(classes, d, HeadTensors { weight, bias })?;
         let x = Tensor::<B, 2>::from_data(TensorData::new(self.embeddings.0, [n, d]), &device)
             .require_grad();
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(self.labels, [n]), &device);
@@ -216,7 +226,7 @@ impl BackendJob for HeadJob {
 /// Runs `visage head`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let job = load(&args)?;
-    let kind = job.spec.kind;
+    let kind = job.spec.kind();
     let tensors = dispatch(args.backend, job)
         .with_context(|| format!("head `{kind}` on {}", args.backend))?;
     write_tensors(&args.output, &tensors)?;

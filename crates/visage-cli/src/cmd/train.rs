@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     eprintln!(
         "visage train: {} on {} -> {}",
-        config.head.spec.kind,
+        config.head.spec.kind(),
         args.backend,
         run_dir.display()
     );

@@ -26,7 +26,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use visage_data::rng::SplitMix64;
-use visage_heads::{HeadKind, HeadSpec, HeadState, TripletMining};
+use visage_heads::heads::{AdaCosConfig, ArcFaceConfig, SoftmaxConfig, SphereFaceConfig};
+use visage_heads::loss::{TripletConfig, TripletMining};
+use visage_heads::{HeadConfig, HeadKind, HeadState};
 use visage_train::data::open_training;
 use visage_train::TrainConfig;
 
@@ -240,50 +242,57 @@ fn compare(
 
 /// The head specs to compare: the config's, then (with `all`) every kind at its defaults
 /// and the options that change the computation.
-fn head_specs(config: &HeadSpec, all: bool) -> Vec<(String, HeadSpec)> {
-    let mut specs = vec![(format!("{} (config)", config.kind), config.clone())];
+fn head_specs(config: &HeadConfig, all: bool) -> Vec<(String, HeadConfig)> {
+    let mut specs = vec![(format!("{} (config)", config.kind()), config.clone())];
     if all {
         for kind in HeadKind::ALL {
-            specs.push((kind.name().to_string(), HeadSpec::new(kind)));
+            specs.push((kind.name().to_string(), HeadConfig::new(kind)));
         }
-        let mut v = |label: &str, f: &dyn Fn(&mut HeadSpec), kind| {
-            let mut s = HeadSpec::new(kind);
-            f(&mut s);
-            specs.push((label.to_string(), s));
-        };
-        v(
-            "arcface easy_margin",
-            &|s| s.easy_margin = Some(true),
-            HeadKind::Arcface,
-        );
-        v(
-            "arcface detach_margin",
-            &|s| s.detach_margin = Some(true),
-            HeadKind::Arcface,
-        );
-        v(
-            "adacos dynamic",
-            &|s| s.dynamic = Some(true),
-            HeadKind::Adacos,
-        );
-        v("softmax bias", &|s| s.bias = Some(true), HeadKind::Softmax);
-        v(
-            "triplet semi_hard",
-            &|s| s.mining = Some(TripletMining::SemiHard),
-            HeadKind::Triplet,
-        );
-        v(
-            "triplet hard",
-            &|s| s.mining = Some(TripletMining::Hard),
-            HeadKind::Triplet,
-        );
-        v(
-            "sphereface m=2",
-            &|s| s.margin_int = Some(2),
-            HeadKind::Sphereface,
-        );
+        let arcface = ArcFaceConfig::default();
+        let triplet = TripletConfig::default();
+        for (label, spec) in [
+            (
+                "arcface easy_margin",
+                HeadConfig::ArcFace(ArcFaceConfig {
+                    easy_margin: true,
+                    ..arcface
+                }),
+            ),
+            (
+                "arcface detach_margin",
+                HeadConfig::ArcFace(ArcFaceConfig {
+                    detach_margin: true,
+                    ..arcface
+                }),
+            ),
+            (
+                "adacos dynamic",
+                HeadConfig::AdaCos(AdaCosConfig { dynamic: true }),
+            ),
+            (
+                "softmax bias",
+                HeadConfig::Softmax(SoftmaxConfig { bias: true }),
+            ),
+            (
+                "triplet semi_hard",
+                HeadConfig::Triplet(triplet.with_mining(TripletMining::SemiHard)),
+            ),
+            (
+                "triplet hard",
+                HeadConfig::Triplet(triplet.with_mining(TripletMining::Hard)),
+            ),
+            (
+                "sphereface m=2",
+                HeadConfig::SphereFace(SphereFaceConfig {
+                    margin_int: 2,
+                    ..Default::default()
+                }),
+            ),
+        ] {
+            specs.push((label.to_string(), spec));
+        }
     }
-    let mut seen: Vec<HeadSpec> = Vec::new();
+    let mut seen: Vec<HeadConfig> = Vec::new();
     specs.retain(|(_, s)| {
         let new = !seen.contains(s);
         seen.push(s.clone());
@@ -294,22 +303,28 @@ fn head_specs(config: &HeadSpec, all: bool) -> Vec<(String, HeadSpec)> {
 
 /// Host inputs of the heads: embeddings `[n, d]` ~ N(0, 1), `n / 4` classes spread over
 /// `[0, classes)` with about 4 images each (so pair and triplet losses have positives),
-/// class weights `[classes, d]` ~ N(0, 0.1^2), biases ~ N(0, 0.1^2).
-fn head_job(spec: HeadSpec, n: usize, d: usize, classes: usize, rng: &mut SplitMix64) -> HeadJob {
+/// class weights `[classes * k, d]` ~ N(0, 0.1^2) (k sub-centres, 1 but for sub-center
+/// ArcFace), biases ~ N(0, 0.1^2).
+fn head_job(spec: HeadConfig, n: usize, d: usize, classes: usize, rng: &mut SplitMix64) -> HeadJob {
     let embeddings: Vec<f32> = (0..n * d).map(|_| rng.normal()).collect();
     let groups = (n / 4).clamp(1, classes);
     let mut labels: Vec<i64> = (0..n)
         .map(|i| ((i % groups) * classes / groups) as i64)
         .collect();
     rng.shuffle(&mut labels);
-    let weight = spec.kind.has_class_tensor().then(|| {
+    let rows = classes * spec.classifier(classes, d).map_or(1, |c| c.sub_centers);
+    let weight = spec.kind().has_class_tensor().then(|| {
         (
-            (0..classes * d).map(|_| 0.1 * rng.normal()).collect(),
-            [classes, d],
+            (0..rows * d).map(|_| 0.1 * rng.normal()).collect(),
+            [rows, d],
         )
     });
-    let bias =
-        (spec.bias == Some(true)).then(|| (0..classes).map(|_| 0.1 * rng.normal()).collect());
+    let has_bias = match &spec {
+        HeadConfig::Softmax(c) => c.bias,
+        HeadConfig::DeepId2(c) => c.bias,
+        _ => false,
+    };
+    let bias = has_bias.then(|| (0..classes).map(|_| 0.1 * rng.normal()).collect());
     HeadJob {
         spec,
         embeddings: (embeddings, [n, d]),
@@ -553,18 +568,18 @@ mod tests {
 
     #[test]
     fn all_heads_covers_every_kind_once() {
-        let specs = head_specs(&HeadSpec::new(HeadKind::Arcface), true);
+        let specs = head_specs(&HeadConfig::new(HeadKind::ArcFace), true);
         for kind in HeadKind::ALL {
-            assert!(specs.iter().any(|(_, s)| s.kind == kind), "{kind}");
+            assert!(specs.iter().any(|(_, s)| s.kind() == kind), "{kind}");
         }
         // The config's arcface equals the default arcface: it is listed once.
         let plain: Vec<_> = specs
             .iter()
-            .filter(|(_, s)| *s == HeadSpec::new(HeadKind::Arcface))
+            .filter(|(_, s)| *s == HeadConfig::new(HeadKind::ArcFace))
             .collect();
         assert_eq!(plain.len(), 1);
         assert_eq!(
-            head_specs(&HeadSpec::new(HeadKind::Cosface), false).len(),
+            head_specs(&HeadConfig::new(HeadKind::CosFace), false).len(),
             1
         );
     }
@@ -572,7 +587,7 @@ mod tests {
     #[test]
     fn head_inputs_give_pair_losses_positives() {
         let mut rng = SplitMix64::new(1);
-        let job = head_job(HeadSpec::new(HeadKind::Triplet), 16, 8, 100, &mut rng);
+        let job = head_job(HeadConfig::new(HeadKind::Triplet), 16, 8, 100, &mut rng);
         let mut counts = std::collections::BTreeMap::new();
         for l in &job.labels {
             assert!((0..100).contains(l));
@@ -581,7 +596,7 @@ mod tests {
         assert_eq!(counts.len(), 4);
         assert!(counts.values().all(|&c| c == 4));
         assert!(job.weight.is_none());
-        let job = head_job(HeadSpec::new(HeadKind::Softmax), 16, 8, 3, &mut rng);
+        let job = head_job(HeadConfig::new(HeadKind::Softmax), 16, 8, 3, &mut rng);
         assert_eq!(job.weight.as_ref().unwrap().1, [3, 8]);
     }
 }

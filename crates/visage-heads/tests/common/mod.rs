@@ -6,7 +6,10 @@
 use std::f64::consts::{FRAC_PI_4, PI};
 
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
-use visage_heads::{HeadKind, HeadSpec, HeadState, HeadTensors};
+use visage_heads::{HeadKind, HeadState, HeadTensors};
+
+mod spec;
+pub use spec::HeadSpec;
 
 pub type Mat = Vec<Vec<f64>>;
 
@@ -115,7 +118,7 @@ fn contrastive_ref(x: &Mat, labels: &[usize], margin: f64, normalize: bool) -> f
 }
 
 fn triplet_ref(x: &Mat, labels: &[usize], spec: &HeadSpec) -> f64 {
-    use visage_heads::{TripletDistance, TripletMining, TripletReduction};
+    use visage_heads::loss::{TripletDistance, TripletMining, TripletReduction};
     let margin = spec.margin.unwrap_or(0.2);
     let mining = spec.mining.unwrap_or(TripletMining::All);
     let squared = spec.distance.unwrap_or(TripletDistance::SquaredL2) == TripletDistance::SquaredL2;
@@ -201,8 +204,8 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
                 .collect();
             classifier(logits, None)
         }
-        HeadKind::Lsoftmax | HeadKind::Sphereface => {
-            let sphere = spec.kind == HeadKind::Sphereface;
+        HeadKind::LSoftmax | HeadKind::SphereFace => {
+            let sphere = spec.kind == HeadKind::SphereFace;
             let m = spec.margin_int.unwrap_or(4);
             let (base, gamma, power, lmin) = if sphere {
                 (
@@ -242,7 +245,7 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
             }
             classifier(logits, None)
         }
-        HeadKind::Normface => {
+        HeadKind::NormFace => {
             let s = spec.scale.unwrap_or(if spec.learnable_scale == Some(true) {
                 10.0
             } else {
@@ -254,12 +257,12 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
                 .collect();
             classifier(logits, None)
         }
-        HeadKind::Cosface | HeadKind::Arcface | HeadKind::Combined => {
+        HeadKind::CosFace | HeadKind::ArcFace | HeadKind::Combined => {
             let s = spec.scale.unwrap_or(64.0);
             let target = |c: f64| -> f64 {
                 match spec.kind {
-                    HeadKind::Cosface => c - spec.margin.unwrap_or(0.35),
-                    HeadKind::Arcface => {
+                    HeadKind::CosFace => c - spec.margin.unwrap_or(0.35),
+                    HeadKind::ArcFace => {
                         let m = spec.margin.unwrap_or(0.5);
                         let phi = (c.clamp(-1.0, 1.0).acos() + m).cos();
                         if spec.easy_margin == Some(true) {
@@ -291,7 +294,38 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
             }
             classifier(logits, None)
         }
-        HeadKind::Adacos => {
+        HeadKind::SubCenterArcFace => {
+            let (s, m, k) = (
+                spec.scale.unwrap_or(64.0),
+                spec.margin.unwrap_or(0.5),
+                spec.sub_centers(),
+            );
+            let classes = w.len() / k;
+            let mut logits = Mat::new();
+            for (i, xi) in x.iter().enumerate() {
+                let mut row = Vec::new();
+                for j in 0..classes {
+                    // the best of class j's sub-centres, rows j*k .. j*k + k
+                    let mut c = f64::NEG_INFINITY;
+                    for wr in &w[j * k..(j + 1) * k] {
+                        c = c.max(cosine(xi, wr));
+                    }
+                    let t = if j == y[i] {
+                        if c > (PI - m).cos() {
+                            (c.clamp(-1.0, 1.0).acos() + m).cos()
+                        } else {
+                            c - m.sin() * m
+                        }
+                    } else {
+                        c
+                    };
+                    row.push(s * t);
+                }
+                logits.push(row);
+            }
+            classifier(logits, None)
+        }
+        HeadKind::AdaCos => {
             let c_count = w.len();
             let fixed = 2f64.sqrt() * ((c_count - 1) as f64).ln();
             let cos = cos_matrix(x, w);
@@ -367,7 +401,7 @@ pub fn reference(spec: &HeadSpec, inp: &Inputs, scale_override: Option<f64>) -> 
                 centers: Some(centers),
             }
         }
-        HeadKind::Deepid2 => {
+        HeadKind::DeepId2 => {
             let mut soft = spec.clone();
             soft.kind = HeadKind::Softmax;
             soft.lambda = None;
@@ -411,7 +445,7 @@ pub fn fd_grad(m: &Mat, h: f64, mut f: impl FnMut(&Mat) -> f64) -> Mat {
 pub fn reference_grads(spec: &HeadSpec, inp: &Inputs) -> (Mat, Option<Mat>) {
     let h = 1e-6;
     let scale = reference(spec, inp, None).scale;
-    if spec.kind == HeadKind::Arcface && spec.detach_margin == Some(true) {
+    if spec.kind == HeadKind::ArcFace && spec.detach_margin == Some(true) {
         // Gradient of sum (p - onehot)/N * s cos with p the margin softmax held fixed.
         let out = reference(spec, inp, None);
         let logits = out.logits.unwrap();
@@ -493,7 +527,7 @@ pub fn labels_tensor<B: burn::tensor::backend::Backend>(
 /// Runs the library's head (through [`visage_heads::Head`]) on backend `B`.
 pub fn run_lib<B: AutodiffBackend>(spec: &HeadSpec, inp: &Inputs) -> LibOut {
     let device = B::Device::default();
-    let (classes, dim) = (inp.w.len(), inp.x[0].len());
+    let (classes, dim) = (inp.w.len() / spec.sub_centers(), inp.x[0].len());
     let config = spec.to_config(classes.max(1), dim).expect("valid spec");
     let tensors = HeadTensors::<B> {
         weight: (!inp.w.is_empty()).then(|| to_tensor::<B>(&inp.w, &device)),
@@ -637,4 +671,21 @@ pub fn check_against_reference<B: AutodiffBackend>(name: &str, spec: &HeadSpec, 
             1e-4,
         );
     }
+}
+
+/// `n` embeddings of width `d`, `classes * k` weight rows, labels in `[0, classes)` with
+/// every class present when `n >= classes`.
+pub fn subcenter_inputs(seed: u64, n: usize, d: usize, classes: usize, k: usize) -> Inputs {
+    let mut inp = random_inputs(seed, n, d, classes * k);
+    let mut rng = Rng(seed ^ 0x5eed);
+    inp.labels = (0..n)
+        .map(|i| {
+            if i < classes {
+                i
+            } else {
+                (rng.next_u64() % classes as u64) as usize
+            }
+        })
+        .collect();
+    inp
 }

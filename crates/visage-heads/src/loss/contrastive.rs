@@ -1,29 +1,55 @@
 //! Contrastive loss: DeepID2's verification signal (Sun et al. 2014).
 
-use burn::config::Config;
 use burn::tensor::{backend::Backend, Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use crate::check::{positive_at_most, MAX_MARGIN};
-use crate::normalize::l2_normalize;
-use crate::pairwise::{pairwise_squared_distances, same_label_mask, sqrt_distances};
+use crate::ops::{l2_normalize, pairwise_squared_distances, same_label_mask, sqrt_distances};
 use crate::{HeadError, HeadOutput};
 
 /// Configuration of [`Contrastive`]. For a pair at distance `d = |f_i - f_j|` (L2, not
 /// squared): same identity `0.5 d^2`, different `0.5 max(0, m - d)^2`. Pairs are every
 /// `i < j` in the batch; the loss is the mean over those pairs (0 with zero gradient for a
 /// batch of one). At `d = 0` the gradient of the impostor term is defined as zero.
-#[derive(Config, Debug)]
+///
+/// Also the `[head]` table of `kind = "contrastive"` (fields `margin`, `normalize`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ContrastiveConfig {
     /// Margin m on the (unsquared) distance of impostor pairs, in `(0, 1e4]`
-    /// ([`crate::MAX_MARGIN`]).
-    #[config(default = 1.0)]
+    /// ([`crate::check::MAX_MARGIN`]). Default 1.
     pub margin: f64,
-    /// L2-normalise the features first (off: DeepID2 works on raw features).
-    #[config(default = false)]
+    /// L2-normalise the features first (off: DeepID2 works on raw features). Default false.
     pub normalize: bool,
 }
 
+impl Default for ContrastiveConfig {
+    fn default() -> Self {
+        ContrastiveConfig {
+            margin: 1.0,
+            normalize: false,
+        }
+    }
+}
+
 impl ContrastiveConfig {
+    /// The defaults (margin 1, raw features).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With margin `margin`.
+    pub fn with_margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// With or without feature normalisation.
+    pub fn with_normalize(mut self, normalize: bool) -> Self {
+        self.normalize = normalize;
+        self
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         positive_at_most("margin", self.margin, MAX_MARGIN).map(|_| ())
@@ -76,6 +102,9 @@ impl Contrastive {
     }
 
     /// The loss as a [`HeadOutput`] (no logits).
+    ///
+    /// # Shapes
+    /// - `x`: `[N, d]`, `labels`: `[N]`; loss `[1]`
     pub fn forward<B: Backend>(&self, x: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> HeadOutput<B> {
         HeadOutput {
             loss: self.loss(x, labels),

@@ -5,7 +5,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::tensor::{backend::Backend, IndexingUpdateOp, Int, Tensor};
 
 use crate::check::in_range;
-use crate::class_weight::{check_dims, class_weight_from};
+use crate::classifier::{check_dims, param_of_shape};
 use crate::{HeadError, HeadOutput};
 
 /// Configuration of [`CenterLoss`]: `L_C = (1/2N) sum_i |x_i - c_{y_i}|^2`, so
@@ -58,17 +58,12 @@ impl CenterLossConfig {
     /// Given centres `[C, d]`.
     pub fn init_with<B: Backend>(&self, centers: Tensor<B, 2>) -> Result<CenterLoss<B>, HeadError> {
         self.validate()?;
-        let centers =
-            class_weight_from(centers, self.classes, self.embedding_dim).map_err(|e| match e {
-                HeadError::Shape {
-                    actual, expected, ..
-                } => HeadError::Shape {
-                    tensor: "centers",
-                    actual,
-                    expected,
-                },
-                other => other,
-            })?;
+        let centers = param_of_shape(
+            centers,
+            "centers",
+            [self.classes, self.embedding_dim],
+            "(classes x embedding width, row = class)".into(),
+        )?;
         Ok(CenterLoss {
             centers: centers.set_require_grad(false),
             alpha: self.alpha,
@@ -98,6 +93,9 @@ impl<B: Backend> CenterLoss<B> {
     }
 
     /// The loss as a [`HeadOutput`] (no logits).
+    ///
+    /// # Shapes
+    /// - `x`: `[N, d]`, `labels`: `[N]`; loss `[1]`
     pub fn forward(&self, x: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> HeadOutput<B> {
         HeadOutput {
             loss: self.loss(x, labels),

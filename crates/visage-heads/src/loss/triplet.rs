@@ -1,12 +1,10 @@
 //! Triplet loss (FaceNet, Schroff et al. 2015) with in-batch mining.
 
-use burn::config::Config;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::check::{positive_at_most, MAX_MARGIN};
-use crate::normalize::l2_normalize;
-use crate::pairwise::{pairwise_squared_distances, same_label_mask, sqrt_distances};
+use crate::ops::{l2_normalize, pairwise_squared_distances, same_label_mask, sqrt_distances};
 use crate::{HeadError, HeadOutput};
 
 /// The distance between L2-normalised embeddings.
@@ -47,24 +45,64 @@ pub enum TripletReduction {
 /// Configuration of [`Triplet`]: `L = mean max(0, d(a,p) - d(a,n) + margin)` over the mined
 /// triplets, on L2-normalised embeddings. A batch with no valid triplet gives loss 0 and zero
 /// gradient.
-#[derive(Config, Debug)]
+///
+/// Also the `[head]` table of `kind = "triplet"` (fields `margin`, `mining`, `distance`,
+/// `reduction`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TripletConfig {
-    /// Margin alpha, in `(0, 1e4]` ([`crate::MAX_MARGIN`]; distances between normalised
-    /// embeddings are at most 4 squared, 2 plain).
-    #[config(default = 0.2)]
+    /// Margin alpha, in `(0, 1e4]` ([`crate::check::MAX_MARGIN`]; distances between
+    /// normalised embeddings are at most 4 squared, 2 plain). Default 0.2 (FaceNet).
     pub margin: f64,
-    /// Distance on normalised embeddings.
-    #[config(default = "TripletDistance::SquaredL2")]
+    /// Distance on normalised embeddings. Default `squared_l2` (FaceNet).
     pub distance: TripletDistance,
-    /// Mining inside the batch.
-    #[config(default = "TripletMining::All")]
+    /// Mining inside the batch. Default `all`.
     pub mining: TripletMining,
-    /// Averaging of the per-triplet losses.
-    #[config(default = "TripletReduction::Mean")]
+    /// Averaging of the per-triplet losses. Default `mean`.
     pub reduction: TripletReduction,
 }
 
+impl Default for TripletConfig {
+    fn default() -> Self {
+        TripletConfig {
+            margin: 0.2,
+            distance: TripletDistance::SquaredL2,
+            mining: TripletMining::All,
+            reduction: TripletReduction::Mean,
+        }
+    }
+}
+
 impl TripletConfig {
+    /// The defaults (FaceNet: margin 0.2, squared L2, every valid triplet, mean).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With margin `margin`.
+    pub fn with_margin(mut self, margin: f64) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// With mining `mining`.
+    pub fn with_mining(mut self, mining: TripletMining) -> Self {
+        self.mining = mining;
+        self
+    }
+
+    /// With distance `distance`.
+    pub fn with_distance(mut self, distance: TripletDistance) -> Self {
+        self.distance = distance;
+        self
+    }
+
+    /// With reduction `reduction`.
+    pub fn with_reduction(mut self, reduction: TripletReduction) -> Self {
+        self.reduction = reduction;
+        self
+    }
+
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), HeadError> {
         positive_at_most("margin", self.margin, MAX_MARGIN).map(|_| ())
@@ -165,6 +203,9 @@ impl Triplet {
     }
 
     /// The loss as a [`HeadOutput`] (no logits).
+    ///
+    /// # Shapes
+    /// - `x`: `[N, d]`, `labels`: `[N]`; loss `[1]`
     pub fn forward<B: Backend>(&self, x: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> HeadOutput<B> {
         HeadOutput {
             loss: self.loss(x, labels),

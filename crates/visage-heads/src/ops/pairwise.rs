@@ -2,7 +2,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::normalize::NORM_EPS;
+use super::NORM_EPS;
 
 /// Batches with `N * N * d` at most this many elements get their distances from explicit
 /// differences (exact for identical rows); larger ones use the Gram form

@@ -29,7 +29,7 @@
 use burn::tensor::{backend::Backend, Int, Tensor};
 
 use crate::check::check_batch;
-use crate::normalize::{l2_norm, l2_normalize, NORM_EPS};
+use crate::ops::{l2_norm, l2_normalize, NORM_EPS};
 use crate::HeadError;
 
 /// Logit given to the target column inside the blocks: far below any real logit, so that it
@@ -46,7 +46,7 @@ const MASKED: f64 = -1.0e30;
 /// them is what this function avoids.
 ///
 /// Checks the shapes (non-empty batch, widths agree, one label per row) and that `block >=
-/// 1`; labels must lie in `[0, C)` (not read back here: see [`crate::check_labels`]).
+/// 1`; labels must lie in `[0, C)` (not read back here: see [`crate::check::check_labels`]).
 ///
 /// # Shapes
 /// - `x`: `[N, d]`, `weight`: `[C, d]` (row = class), `labels`: `[N]` -> `[1]`

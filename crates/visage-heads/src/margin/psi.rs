@@ -29,6 +29,9 @@ fn cos_multiple<B: Backend, const D: usize>(c: Tensor<B, D>, m: u32) -> Tensor<B
 /// `psi(theta)` from `c = cos theta` (any shape), for an integer margin `m` in `1..=4`.
 ///
 /// `c` is clamped to `[-1, 1]` first (a cosine computed in floating point can overshoot).
+///
+/// # Shapes
+/// - `c`: any shape -> the same
 pub fn psi<B: Backend, const D: usize>(c: Tensor<B, D>, m: u32) -> Tensor<B, D> {
     let c = c.clamp(-1.0, 1.0);
     if m == 1 {
@@ -49,4 +52,18 @@ pub fn psi<B: Backend, const D: usize>(c: Tensor<B, D>, m: u32) -> Tensor<B, D> 
         .mul_scalar(-2.0)
         .add_scalar(1.0);
     sign * cos_multiple(c, m) - k.mul_scalar(2.0)
+}
+
+/// L-Softmax / A-Softmax target logit `|.| psi(theta_y)` from the target cosine `c` and the
+/// magnitude it multiplies: `|W_y| |x|` for L-Softmax (Liu 2016), `|x|` for A-Softmax
+/// (SphereFace, Liu 2017, W normalised). Integer margin `m` in `1..=4`.
+///
+/// # Shapes
+/// - `c`, `magnitude`: the same shape (`[N, 1]` in the heads) -> that shape
+pub fn large_margin<B: Backend, const D: usize>(
+    c: Tensor<B, D>,
+    magnitude: Tensor<B, D>,
+    m: u32,
+) -> Tensor<B, D> {
+    magnitude * psi(c, m)
 }

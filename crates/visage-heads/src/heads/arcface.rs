@@ -1,0 +1,105 @@
+//! ArcFace (Deng et al. 2019): additive angular margin, in its safe form.
+
+use std::f64::consts::PI;
+
+use burn::tensor::{backend::Backend, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{classification_output, classifier_of, HeadDef};
+use crate::check::{in_range, scale};
+use crate::classifier::{check_dims, ClassifierConfig};
+use crate::margin::{apply_to_target, arcface, straight_through};
+use crate::{Head, HeadError, HeadOutput, HeadState};
+
+/// `kind = "arcface"`: target logit `s cos(theta_y + m)` ([`crate::margin::arcface`], with
+/// its fallback past `theta + m > pi`), others `s cos theta_j`, x and W L2-normalised. Paper
+/// defaults s = 64, m = 0.5.
+///
+/// `detach_margin` (InsightFace since Dec 2022) keeps the forward value but lets the gradient
+/// through the target as if no margin were applied (`c + stop_grad(phi(c) - c)`,
+/// [`crate::margin::straight_through`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArcFaceConfig {
+    /// Scale s of the normalised logits, in `(0, 1e4]` ([`crate::check::MAX_SCALE`]).
+    /// Default 64.
+    pub scale: f64,
+    /// Additive angular margin m in radians, `0 <= m < pi/2`. Default 0.5.
+    pub margin: f64,
+    /// Use the margin only where `cos theta_y > 0`, the plain cosine elsewhere. Default false.
+    pub easy_margin: bool,
+    /// Compute the margin without gradient (forward unchanged). Default false.
+    pub detach_margin: bool,
+}
+
+impl Default for ArcFaceConfig {
+    fn default() -> Self {
+        ArcFaceConfig {
+            scale: 64.0,
+            margin: 0.5,
+            easy_margin: false,
+            detach_margin: false,
+        }
+    }
+}
+
+/// Checks an ArcFace margin `m` in `[0, pi/2)`.
+pub(crate) fn check_angular_margin(m: f64) -> Result<f64, HeadError> {
+    in_range(
+        "margin",
+        m,
+        0.0,
+        PI / 2.0,
+        "an angle in radians, 0 <= m < pi/2",
+    )
+}
+
+/// ArcFace logits from class cosines `[N, C]`: the margin on the target, times s.
+pub(crate) fn arcface_logits<B: Backend>(
+    cos: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    config: &ArcFaceConfig,
+) -> Tensor<B, 2> {
+    let (m, easy, detach) = (config.margin, config.easy_margin, config.detach_margin);
+    apply_to_target(cos, labels, |c| {
+        let phi = arcface(c.clone(), m, easy);
+        if detach {
+            straight_through(c, phi)
+        } else {
+            phi
+        }
+    })
+    .mul_scalar(config.scale)
+}
+
+impl HeadDef for ArcFaceConfig {
+    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
+        check_dims(classes, embedding_dim, 1)?;
+        scale("scale", self.scale)?;
+        check_angular_margin(self.margin)?;
+        Ok(())
+    }
+
+    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
+        Some(ClassifierConfig::new(classes, embedding_dim))
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        _state: &mut HeadState,
+    ) -> HeadOutput<B> {
+        let cos = classifier_of(head).cosines(x);
+        classification_output(arcface_logits(cos, labels.clone(), self), labels)
+    }
+
+    fn inference_logits<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+    ) -> Option<Tensor<B, 2>> {
+        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+    }
+}

@@ -1,0 +1,90 @@
+//! Combined margin (ArcFace paper, eq. 4): `s (cos(m1 theta_y + m2) - m3)`.
+
+use std::f64::consts::PI;
+
+use burn::tensor::{backend::Backend, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{classification_output, classifier_of, HeadDef};
+use crate::check::{in_range, scale};
+use crate::classifier::{check_dims, ClassifierConfig};
+use crate::margin::{apply_to_target, combined};
+use crate::{Head, HeadError, HeadOutput, HeadState};
+
+/// `kind = "combined"`: `theta = acos(clamp(c))`, target `s (cos(m1 theta + m2) - m3)`
+/// ([`crate::margin::combined`]), others `s cos theta_j`; no fallback. `(1, m, 0)` is ArcFace
+/// without the fallback, `(1, 0, m)` CosFace, `(m, 0, 0)` a SphereFace variant without
+/// annealing. Defaults (1, 0.3, 0.2), s = 64 (InsightFace's combined-margin configs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CombinedMarginConfig {
+    /// Scale s of the normalised logits, in `(0, 1e4]` ([`crate::check::MAX_SCALE`]).
+    /// Default 64.
+    pub scale: f64,
+    /// Multiplicative angular margin m1, in `(0, 8)`. Default 1.
+    pub m1: f64,
+    /// Additive angular margin m2 (radians), `0 <= m2 < pi/2`. Default 0.3.
+    pub m2: f64,
+    /// Additive cosine margin m3, `0 <= m3 < 1`. Default 0.2.
+    pub m3: f64,
+}
+
+impl Default for CombinedMarginConfig {
+    fn default() -> Self {
+        CombinedMarginConfig {
+            scale: 64.0,
+            m1: 1.0,
+            m2: 0.3,
+            m3: 0.2,
+        }
+    }
+}
+
+impl HeadDef for CombinedMarginConfig {
+    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
+        check_dims(classes, embedding_dim, 1)?;
+        scale("scale", self.scale)?;
+        in_range(
+            "m1",
+            self.m1,
+            f64::MIN_POSITIVE,
+            8.0,
+            "a multiplicative margin in (0, 8)",
+        )?;
+        in_range(
+            "m2",
+            self.m2,
+            0.0,
+            PI / 2.0,
+            "an angle in radians, 0 <= m2 < pi/2",
+        )?;
+        in_range("m3", self.m3, 0.0, 1.0, "a cosine margin in [0, 1)")?;
+        Ok(())
+    }
+
+    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
+        Some(ClassifierConfig::new(classes, embedding_dim))
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        _state: &mut HeadState,
+    ) -> HeadOutput<B> {
+        let cos = classifier_of(head).cosines(x);
+        let (m1, m2, m3) = (self.m1, self.m2, self.m3);
+        let logits = apply_to_target(cos, labels.clone(), |c| combined(c, m1, m2, m3))
+            .mul_scalar(self.scale);
+        classification_output(logits, labels)
+    }
+
+    fn inference_logits<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+    ) -> Option<Tensor<B, 2>> {
+        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+    }
+}

@@ -1,0 +1,103 @@
+//! Sub-center ArcFace (Deng et al., ECCV 2020): K sub-centres per class, the class's cosine
+//! is the best of its K, then the ArcFace margin.
+
+use burn::tensor::{backend::Backend, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::arcface::{arcface_logits, check_angular_margin};
+use super::{classification_output, classifier_of, HeadDef};
+use crate::check::scale;
+use crate::classifier::{check_dims, ClassifierConfig};
+use crate::{Head, HeadError, HeadOutput, HeadState};
+
+/// Largest accepted number of sub-centres per class (the paper uses 3; 10 is its largest).
+pub const MAX_SUB_CENTERS: usize = 1024;
+
+/// `kind = "subcenter_arcface"`: weights `[C * K, d]`, row `c * K + k` = sub-centre `k` of
+/// class `c` (so the `[N, C * K]` cosines reshape to `[N, C, K]`, as InsightFace's MXNet
+/// trainer and pytorch-metric-learning lay them out). For each class
+/// `cos theta_j = max_k cos(x, W_{j,k})` (x and W L2-normalised), then ArcFace:
+/// target logit `s cos(theta_y + m)` with the th/mm fallback, others `s cos theta_j`.
+/// Paper defaults s = 64, m = 0.5, K = 3. `K = 1` is ArcFace exactly.
+///
+/// The max lets a noisy sample pull a non-dominant sub-centre instead of the class's main
+/// one; the gradient reaches only the best sub-centre of each class (ties: one of them).
+/// The paper's later step (dropping non-dominant sub-centres and the samples far from the
+/// dominant one) is a data-cleaning pass outside the loss and is not done here.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubCenterArcFaceConfig {
+    /// Scale s of the normalised logits, in `(0, 1e4]` ([`crate::check::MAX_SCALE`]).
+    /// Default 64.
+    pub scale: f64,
+    /// Additive angular margin m in radians, `0 <= m < pi/2`. Default 0.5.
+    pub margin: f64,
+    /// Sub-centres per class K, in `1..=1024`. Default 3.
+    pub k: usize,
+}
+
+impl Default for SubCenterArcFaceConfig {
+    fn default() -> Self {
+        SubCenterArcFaceConfig {
+            scale: 64.0,
+            margin: 0.5,
+            k: 3,
+        }
+    }
+}
+
+impl SubCenterArcFaceConfig {
+    fn arcface(&self) -> super::ArcFaceConfig {
+        super::ArcFaceConfig {
+            scale: self.scale,
+            margin: self.margin,
+            ..Default::default()
+        }
+    }
+}
+
+impl HeadDef for SubCenterArcFaceConfig {
+    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
+        check_dims(classes, embedding_dim, 1)?;
+        scale("scale", self.scale)?;
+        check_angular_margin(self.margin)?;
+        if !(1..=MAX_SUB_CENTERS).contains(&self.k) {
+            return Err(HeadError::InvalidField {
+                field: "k",
+                value: self.k.to_string(),
+                expected: format!("a number of sub-centres per class in 1..={MAX_SUB_CENTERS}"),
+            });
+        }
+        if classes.checked_mul(self.k).is_none() {
+            return Err(HeadError::InvalidField {
+                field: "k",
+                value: self.k.to_string(),
+                expected: format!("classes * k ({classes} * k) within usize"),
+            });
+        }
+        Ok(())
+    }
+
+    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
+        Some(ClassifierConfig::new(classes, embedding_dim).with_sub_centers(self.k))
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        _state: &mut HeadState,
+    ) -> HeadOutput<B> {
+        let cos = classifier_of(head).cosines(x);
+        classification_output(arcface_logits(cos, labels.clone(), &self.arcface()), labels)
+    }
+
+    fn inference_logits<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+    ) -> Option<Tensor<B, 2>> {
+        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+    }
+}
