@@ -42,13 +42,23 @@ pub enum IoError {
         /// What is wrong.
         reason: String,
     },
+    /// A `.npy` file is malformed (magic, header, dtype, shape against the file's size).
+    #[error("{}: invalid .npy file: {reason}", path.display())]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
     /// A tensor that must be present is absent.
-    #[error("{}: tensor `{name}` is missing", path.display())]
+    #[error("{}: tensor `{name}` is missing (the file holds: {})", path.display(), available.join(", "))]
     MissingTensor {
         /// The file.
         path: PathBuf,
         /// The tensor.
         name: String,
+        /// The tensors the file does hold, sorted.
+        available: Vec<String>,
     },
     /// A tensor has another element type than expected.
     #[error("{}: tensor `{name}` has dtype {found}; expected {expected}", path.display())]
@@ -109,6 +119,55 @@ impl IoError {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    /// The file at fault.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            IoError::Io { path, .. }
+            | IoError::NotAFile { path }
+            | IoError::TooLarge { path, .. }
+            | IoError::Safetensors { path, .. }
+            | IoError::Npy { path, .. }
+            | IoError::MissingTensor { path, .. }
+            | IoError::Dtype { path, .. }
+            | IoError::Shape { path, .. }
+            | IoError::NonFinite { path, .. }
+            | IoError::Encode { path, .. } => path,
+        }
+    }
+
+    /// The file at fault and the error as an operating-system error (the source itself for
+    /// [`IoError::Io`]; otherwise this error's message, of kind `OutOfMemory` for
+    /// [`IoError::TooLarge`] and `InvalidData` for the rest), for a crate whose own error
+    /// type carries `(path, std::io::Error)`.
+    pub fn into_path_and_io(self) -> (PathBuf, std::io::Error) {
+        let path = self.path().to_path_buf();
+        match self {
+            IoError::Io { source, .. } => (path, source),
+            IoError::TooLarge { bytes, .. } => (
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    format!("cannot allocate {bytes} bytes to read the file"),
+                ),
+            ),
+            other => (
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string()),
+            ),
+        }
+    }
+
+    /// The message without the leading `PATH: ` (for an error type that prints the path
+    /// itself).
+    pub fn without_path(&self) -> String {
+        let text = self.to_string();
+        let prefix = format!("{}: ", self.path().display());
+        match text.strip_prefix(&prefix) {
+            Some(rest) => rest.to_string(),
+            None => text,
         }
     }
 

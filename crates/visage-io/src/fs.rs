@@ -57,6 +57,57 @@ pub fn write_atomic_with(
     result
 }
 
+/// A fresh temporary sibling of `path` that keeps its extension, `.STEM.tmp-PID-N.EXT`, for
+/// writers that pick the format from the file name (image encoders).
+pub fn temporary_sibling_keeping_extension(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "output".into());
+    let n = NEXT_TEMPORARY.fetch_add(1, Ordering::Relaxed);
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    path.with_file_name(format!(".{stem}.tmp-{}-{n}{ext}", std::process::id()))
+}
+
+/// Why [`write_atomic_by_path`] failed: the producer's own error, or the file layer's.
+#[derive(Debug)]
+pub enum ByPathError<E> {
+    /// `produce` failed.
+    Produce(E),
+    /// Flushing or renaming the temporary failed.
+    File(IoError),
+}
+
+/// [`write_atomic`] for a producer that creates the file itself from a path (an image or
+/// plot encoder): `produce` writes the temporary at the path it is given (same extension as
+/// `path`); then the temporary is flushed to disk and renamed over `path`. On any failure the
+/// temporary is removed and `path` is as it was.
+pub fn write_atomic_by_path<E>(
+    path: &Path,
+    produce: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), ByPathError<E>> {
+    let tmp = temporary_sibling_keeping_extension(path);
+    if let Err(e) = produce(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ByPathError::Produce(e));
+    }
+    let result = File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| IoError::io("flushing", &tmp, e))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| IoError::io("renaming onto", path, e))
+        });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ByPathError::File(e));
+    }
+    sync_parent(path);
+    Ok(())
+}
+
 /// Flushes the folder holding `path` (the rename's directory entry); best effort, Unix only.
 fn sync_parent(path: &Path) {
     #[cfg(unix)]
@@ -184,6 +235,26 @@ mod tests {
         assert_eq!(a.parent(), p.parent());
         let name = a.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with(".model.bin.tmp-"), "{name}");
+    }
+
+    #[test]
+    fn a_producer_by_path_keeps_the_extension_and_its_failure_leaves_nothing() {
+        let d = dir("bypath");
+        let p = d.join("roc.png");
+        write_atomic_by_path(&p, |tmp| {
+            assert_eq!(tmp.extension().unwrap(), "png");
+            std::fs::write(tmp, b"png bytes")
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"png bytes");
+        let e = write_atomic_by_path(&p, |tmp| {
+            std::fs::write(tmp, b"half").unwrap();
+            Err("encoder failed")
+        })
+        .unwrap_err();
+        assert!(matches!(e, ByPathError::Produce("encoder failed")));
+        assert_eq!(std::fs::read(&p).unwrap(), b"png bytes");
+        assert_eq!(names(&d), ["roc.png"]);
     }
 
     #[test]

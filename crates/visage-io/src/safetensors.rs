@@ -13,7 +13,26 @@ use ::safetensors::tensor::TensorView;
 use ::safetensors::{Dtype, SafeTensors};
 
 use crate::fs::{read_regular_file, write_atomic};
+use crate::npy::{ElementType, RawArray};
 use crate::IoError;
+
+/// The [`ElementType`] of a safetensors dtype, if it is one.
+fn element_type(dtype: Dtype) -> Option<ElementType> {
+    Some(match dtype {
+        Dtype::F32 => ElementType::F32,
+        Dtype::F64 => ElementType::F64,
+        Dtype::BOOL => ElementType::Bool,
+        Dtype::U8 => ElementType::U8,
+        Dtype::I8 => ElementType::I8,
+        Dtype::I16 => ElementType::I16,
+        Dtype::U16 => ElementType::U16,
+        Dtype::I32 => ElementType::I32,
+        Dtype::U32 => ElementType::U32,
+        Dtype::I64 => ElementType::I64,
+        Dtype::U64 => ElementType::U64,
+        _ => return None,
+    })
+}
 
 /// A tensor on the host: values in row-major order and the shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +162,25 @@ impl TensorFile {
             .map_err(|_| IoError::MissingTensor {
                 path: self.path.clone(),
                 name: name.to_string(),
+                available: self.names(),
             })
+    }
+
+    /// Tensor `name` of any dtype that [`ElementType`] covers, as raw little-endian bytes
+    /// (the shape is checked against the file's size when it was opened).
+    pub fn raw_array(&self, name: &str) -> Result<RawArray, IoError> {
+        let view = self.view(name)?;
+        let dtype = element_type(view.dtype()).ok_or_else(|| IoError::Dtype {
+            path: self.path.clone(),
+            name: name.to_string(),
+            found: format!("{:?}", view.dtype()),
+            expected: "one of F32, F64, BOOL, U8, I8, I16, U16, I32, U32, I64, U64".into(),
+        })?;
+        Ok(RawArray {
+            dtype,
+            shape: view.shape().to_vec(),
+            data: view.data().to_vec(),
+        })
     }
 
     /// An f32 tensor with a constrained shape; a NaN or infinity is
@@ -215,6 +252,20 @@ pub fn encode_tensors(
     ::safetensors::serialize(views, &None).map_err(|e| encode_error("(all)", e.to_string()))
 }
 
+/// One f32 tensor named `name` encoded as safetensors bytes; `path` names the file in errors.
+pub fn encode_f32(
+    path: &Path,
+    name: &str,
+    shape: &[usize],
+    values: &[f32],
+) -> Result<Vec<u8>, IoError> {
+    let tensors = BTreeMap::from([(
+        name.to_string(),
+        HostTensor::F32(values.to_vec(), shape.to_vec()),
+    )]);
+    encode_tensors(path, &tensors)
+}
+
 /// Writes `tensors` to `path` as safetensors, atomically ([`crate::write_atomic`]; the
 /// folder must exist).
 pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), IoError> {
@@ -250,6 +301,9 @@ mod tests {
         let (x, shape) = f.f32("x", &[Some(2), None]).unwrap();
         assert_eq!((x, shape), (vec![1.5, -2.0, 0.25, 8.0], vec![2, 2]));
         assert_eq!(f.i64("n", &[]).unwrap().0, [7]);
+        let raw = f.raw_array("n").unwrap();
+        assert_eq!((raw.dtype, raw.shape.len()), (ElementType::I64, 0));
+        assert_eq!(raw.data, 7i64.to_le_bytes());
     }
 
     #[test]
