@@ -595,6 +595,52 @@ mod tests {
         items.iter().map(|(n, v)| (n.to_string(), t(v))).collect()
     }
 
+    /// A job that panics inside the backend, as a missing driver does.
+    #[derive(Clone)]
+    struct Panics;
+
+    impl BackendJob for Panics {
+        type Output = ();
+        fn run<B: burn::tensor::backend::AutodiffBackend>(
+            self,
+            _device: B::Device,
+        ) -> anyhow::Result<()> {
+            panic!("no adapter\nfound")
+        }
+    }
+
+    #[test]
+    fn a_panic_or_an_error_becomes_a_message_and_the_callers_hook_still_runs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {
+            HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
+        }));
+        let backend = BackendKind::default_compiled();
+        let panicked = guarded(|| dispatch(backend, Panics));
+        let failed = guarded(|| Err::<(), _>(anyhow::anyhow!("outer").context("context")));
+        let calls = HOOK_CALLS.load(Ordering::SeqCst);
+        std::panic::set_hook(previous);
+        assert_eq!(panicked.unwrap_err(), "panicked: no adapter found");
+        assert_eq!(failed.unwrap_err(), "context: outer");
+        // The hook the caller set saw the panic: guarded did not swap it.
+        assert!(calls >= 1, "{calls}");
+    }
+
+    #[test]
+    fn the_probe_reads_a_hand_checked_product_back_and_missing_backends_are_named() {
+        let backend = BackendKind::default_compiled();
+        guarded(|| dispatch(backend, ProbeJob)).unwrap();
+        for kind in BackendKind::ALL.into_iter().filter(|k| !k.compiled()) {
+            let e = dispatch(kind, ProbeJob).unwrap_err();
+            assert!(matches!(e, DispatchError::NotCompiled(k) if k == kind));
+            assert!(e.to_string().contains(&format!("--features {kind}")), "{e}");
+        }
+        assert_eq!("WGPU".parse::<BackendKind>().unwrap(), BackendKind::Wgpu);
+        assert!("tpu".parse::<BackendKind>().is_err());
+    }
+
     #[test]
     fn parameter_tensors_form_one_row_that_reports_the_worst() {
         use BackendKind::*;

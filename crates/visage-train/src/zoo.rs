@@ -5,13 +5,13 @@
 //! config and applies the [`ZooPreset`] (and a `steps` override) to it, [`check_budget`] lists
 //! what differs between the entries besides the head, [`run_zoo`] trains each entry in its own
 //! run directory (skipping finished runs, resuming interrupted ones) and [`write_zoo`] writes
-//! `zoo.md` (the table of [`visage_eval::zoo`]), `zoo.png` and `zoo.svg`.
+//! `zoo.md` (the table of [`visage_report::zoo`]), `zoo.png` and `zoo.svg`.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Value;
-use visage_eval::ZooRow;
+use visage_report::ZooRow;
 
 use crate::checkpoint::list_checkpoints;
 use crate::config::{DataKind, EvalKind, SamplerKind};
@@ -491,7 +491,7 @@ pub fn write_zoo(
     let mut text = format!(
         "{}\n\n{}",
         preamble.trim_end(),
-        visage_eval::zoo_markdown(rows)
+        visage_report::zoo_markdown(rows)
     );
     if !notes.is_empty() {
         text.push('\n');
@@ -502,7 +502,7 @@ pub fn write_zoo(
     let md = out.join("zoo.md");
     visage_eval::io::write_atomic(&md, text.as_bytes())?;
     for name in ["zoo.png", "zoo.svg"] {
-        visage_eval::plot_zoo(out.join(name), rows, chart_title)?;
+        visage_report::plot_zoo(out.join(name), rows, chart_title)?;
     }
     Ok(())
 }

@@ -547,7 +547,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("verification on {}", args.dataset.display()))?;
 
     let roc_path = report_dir.join("roc.png");
-    let hist_path = visage_eval::histogram_path(&roc_path);
+    let hist_path = visage_report::histogram_path(&roc_path);
     let title = format!(
         "{} on {}",
         model.kind,
@@ -556,8 +556,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| args.dataset.display().to_string())
     );
-    visage_eval::plot_roc(&roc_path, &verification.roc, &format!("ROC: {title}"))?;
-    visage_eval::plot_score_histograms(
+    visage_report::plot_roc(&roc_path, &verification.roc, &format!("ROC: {title}"))?;
+    visage_report::plot_score_histograms(
         &hist_path,
         &verification.scores.genuine_scores(),
         &verification.scores.impostor_scores(),

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::roc::RocCurve;
-use crate::EvalError;
+use visage_eval::roc::RocCurve;
+use visage_eval::EvalError;
 
 const SIZE: (u32, u32) = (900, 650);
 const GENUINE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
