@@ -479,6 +479,31 @@ pub fn zoo_rows(outcomes: &[ZooOutcome]) -> Vec<ZooRow> {
         .collect()
 }
 
+/// The preamble of `zoo.md`: the command that ran (`command`, without the program name),
+/// the backend, the budget every loss had ([`describe_budget`]), and what this invocation
+/// did with each run (trained, resumed, reused, diverged) in `wall_seconds`.
+pub fn zoo_preamble(
+    command: &str,
+    backend: &str,
+    budget: &str,
+    outcomes: &[ZooOutcome],
+    wall_seconds: f64,
+) -> String {
+    let count = |k: ZooRunKind| outcomes.iter().filter(|o| o.kind == k).count();
+    format!(
+        "# The loss zoo\n\n\
+         `visage {command}` on the {backend} backend.\n\n\
+         Every loss: {budget}\n\n\
+         Train time is the wall time of the training steps only (no evaluation or \
+         checkpointing). This invocation: {} trained, {} resumed, {} reused finished runs, \
+         {} diverged; {wall_seconds:.0} s of wall time.",
+        count(ZooRunKind::Trained),
+        count(ZooRunKind::Resumed),
+        count(ZooRunKind::Reused),
+        count(ZooRunKind::Diverged),
+    )
+}
+
 /// Writes `out/zoo.md` (`preamble`, a blank line, the table, and `notes` as a list when
 /// there are any), `out/zoo.png` and `out/zoo.svg`, each through a temporary file.
 pub fn write_zoo(
