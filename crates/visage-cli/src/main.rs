@@ -1,9 +1,9 @@
 //! `visage`: train, evaluate and inspect face-representation models on any Burn backend.
 
-mod backend;
 mod cmd;
-mod parity;
-mod tensor_file;
+
+/// Backend dispatch lives in `visage-parity`; `crate::backend` is its path for the commands.
+use visage_parity::backend;
 
 use clap::{Parser, Subcommand};
 

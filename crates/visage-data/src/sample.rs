@@ -168,23 +168,14 @@ pub fn encode_jpeg(pixels: &[u8], height: usize, width: usize, quality: u8) -> R
 /// Writes `bytes` to a temporary file next to `path`, then renames it into place; on failure
 /// the temporary is removed and `path` is as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let result = std::fs::write(&tmp, bytes)
-        .map_err(|e| DataError::io(&tmp, e))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
-    if result.is_err() {
-        // A full disk must not stay full of our half-written temporary.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    visage_io::write_atomic(path, bytes).map_err(|e| {
+        let (path, source) = e.into_path_and_io();
+        DataError::io(path, source)
+    })
 }
 
-/// The temporary sibling of `path` used by atomic writes.
+/// A fresh temporary sibling of `path` ([`visage_io::temporary_sibling`]), for a file
+/// written in pieces and renamed into place by the caller.
 pub fn temp_path(path: &Path) -> std::path::PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
+    visage_io::temporary_sibling(path)
 }

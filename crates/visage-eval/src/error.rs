@@ -113,3 +113,39 @@ impl EvalError {
         }
     }
 }
+
+/// The file layer's errors in this crate's terms: malformed `.npy` and `.safetensors` content
+/// becomes [`EvalError::Npy`] and [`EvalError::Safetensors`], a path that is not a regular
+/// file [`EvalError::NotAFile`], the rest [`EvalError::Io`]; every one still names the file.
+impl From<visage_io::IoError> for EvalError {
+    fn from(e: visage_io::IoError) -> Self {
+        use visage_io::IoError as E;
+        match e {
+            E::Npy { path, reason } => EvalError::Npy { path, reason },
+            E::NotAFile { path } => EvalError::NotAFile { path },
+            E::MissingTensor {
+                path,
+                name,
+                available,
+            } => EvalError::Safetensors {
+                path,
+                reason: format!(
+                    "no tensor named '{name}' (the file holds: {})",
+                    available.join(", ")
+                ),
+            },
+            E::Safetensors { .. }
+            | E::Dtype { .. }
+            | E::Shape { .. }
+            | E::NonFinite { .. }
+            | E::Encode { .. } => EvalError::Safetensors {
+                path: e.path().to_path_buf(),
+                reason: e.without_path(),
+            },
+            other => {
+                let (path, source) = other.into_path_and_io();
+                EvalError::Io { path, source }
+            }
+        }
+    }
+}

@@ -4,8 +4,8 @@
 //! - [`verification`] and [`roc`]: the InsightFace 10-fold accuracy and pooled ROC numbers
 //!   (TAR@FAR, EER, AUC); [`report::verify_pairs`] runs both into a [`VerificationReport`].
 //! - [`identification`]: MegaFace-style 1:N rank-k rates and TAR@FAR=1e-6, computed in blocks.
-//! - [`plot`]: ROC and score-histogram PNGs.
-//! - [`zoo`]: the loss zoo's Markdown table and bar chart.
+//!
+//! Plots and the loss zoo's table live in `visage-report`, which draws these numbers.
 //!
 //! Protocols follow `shared/reference/evaluation.md`; distances and scores that decide a
 //! number are computed in f64.
@@ -16,24 +16,20 @@ pub mod identification;
 pub mod io;
 pub mod kfold;
 pub mod pairs;
-pub mod plot;
 pub mod report;
 pub mod roc;
 pub mod score_block;
 pub mod similarity;
 pub mod topk;
 pub mod verification;
-pub mod zoo;
 
 pub use embeddings::Embeddings;
 pub use error::EvalError;
 pub use identification::{identify, IdentificationConfig, IdentificationReport, RankRates};
 pub use pairs::{Pair, Pairs};
-pub use plot::{histogram_path, plot_roc, plot_score_histograms};
 pub use report::{
     score_pairs, verify_interleaved, verify_pairs, write_report, PairScores, Verification,
     VerificationReport,
 };
 pub use roc::RocCurve;
 pub use verification::{ten_fold_accuracy, TenFoldAccuracy};
-pub use zoo::{plot_zoo, zoo_markdown, ZooRow};

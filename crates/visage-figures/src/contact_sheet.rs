@@ -83,23 +83,17 @@ pub fn write_contact_sheet(
     for (tile, (x, y)) in tiles.iter().zip(corners) {
         imageops::replace(&mut sheet, tile, x as i64, y as i64);
     }
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}.png",
-        path.file_stem()
-            .map(|s| s.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    sheet
-        .save_with_format(&tmp, ImageFormat::Png)
-        .map_err(|e| FigureError::Plot {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+    visage_io::write_atomic_by_path(path, |tmp| sheet.save_with_format(tmp, ImageFormat::Png))
+        .map_err(|e| match e {
+            visage_io::ByPathError::Produce(e) => FigureError::Plot {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            },
+            visage_io::ByPathError::File(e) => {
+                let (path, source) = e.into_path_and_io();
+                FigureError::io(path, source)
+            }
         })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        FigureError::io(path, e)
-    })?;
     Ok(path.to_path_buf())
 }
 

@@ -20,6 +20,9 @@ pub enum FigureError {
     /// A data file could not be read.
     #[error("data: {0}")]
     Data(#[from] visage_data::DataError),
+    /// A tensor could not be read back from the device.
+    #[error(transparent)]
+    ReadBack(#[from] visage_io::ReadBackError),
     /// A setting cannot be drawn (e.g. an embedding that is neither 2-D nor 3-D).
     #[error("{what}: {message}")]
     Setting {

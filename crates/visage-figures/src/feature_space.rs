@@ -242,11 +242,8 @@ pub fn accuracy_of(logits: &[f32], classes: usize, labels: &[usize]) -> f64 {
     right as f64 / labels.len() as f64
 }
 
-fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .unwrap_or_default()
+fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>, FigureError> {
+    Ok(visage_io::read_back::<f32, B, D>(t)?.0)
 }
 
 /// `", from the <run> run's network"` for a run whose backbone started from another run's
@@ -339,7 +336,8 @@ pub fn train_run<B: AutodiffBackend>(
         model
             .head
             .inference_logits(x)
-            .map(|logits| accuracy_of(&host(logits), classes, &test_labels))
+            .map(|logits| host(logits).map(|h| accuracy_of(&h, classes, &test_labels)))
+            .transpose()?
     };
     let steps = config.train.steps.map_or_else(
         || format!("{} epochs", config.train.epochs.unwrap_or(1)),
@@ -360,8 +358,8 @@ pub fn train_run<B: AutodiffBackend>(
         train_labels: train_samples.iter().map(|s| s.label).collect(),
         test: test_e.data,
         test_labels,
-        weights: model.head.class_tensor().map(host),
-        centres: model.center.map(|c| host(c.centers.val())),
+        weights: model.head.class_tensor().map(host).transpose()?,
+        centres: model.center.map(|c| host(c.centers.val())).transpose()?,
         angular: is_angular(config.head.spec.kind()),
         test_accuracy,
         train_seconds,

@@ -104,9 +104,10 @@ pub fn check_data(runs: &[RunSpec]) -> Result<(), FigureError> {
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<(), FigureError> {
     let text = serde_json::to_string_pretty(value).unwrap_or_default();
-    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(|e| FigureError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| FigureError::io(path, e))
+    visage_io::write_atomic(path, text.as_bytes()).map_err(|e| {
+        let (path, source) = e.into_path_and_io();
+        FigureError::io(path, source)
+    })
 }
 
 /// Draws `job` on backend `B`, calling `progress` with one line per figure written.

@@ -54,14 +54,6 @@ pub trait Figure {
         DB::ErrorType: 'static;
 }
 
-fn temp_sibling(path: &Path, ext: &str) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "figure".into());
-    path.with_file_name(format!(".{stem}.tmp{}.{ext}", std::process::id()))
-}
-
 fn render<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     figure: &impl Figure,
@@ -78,17 +70,21 @@ where
     .map_err(|e| e.to_string())
 }
 
-fn finish(tmp: &Path, path: &Path, drawn: Result<(), String>) -> Result<(), FigureError> {
-    if let Err(reason) = drawn {
-        let _ = std::fs::remove_file(tmp);
-        return Err(FigureError::Plot {
+/// Draws into a temporary beside `path` with `draw`, then renames it into place
+/// ([`visage_io::write_atomic_by_path`]).
+fn draw_atomic(
+    path: &Path,
+    draw: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), FigureError> {
+    visage_io::write_atomic_by_path(path, draw).map_err(|e| match e {
+        visage_io::ByPathError::Produce(reason) => FigureError::Plot {
             path: path.to_path_buf(),
             reason,
-        });
-    }
-    std::fs::rename(tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(tmp);
-        FigureError::io(path, e)
+        },
+        visage_io::ByPathError::File(e) => {
+            let (path, source) = e.into_path_and_io();
+            FigureError::io(path, source)
+        }
     })
 }
 
@@ -109,12 +105,12 @@ pub fn save_figure(figure: &impl Figure, stem: &Path) -> Result<PathBuf, FigureE
         std::fs::create_dir_all(dir).map_err(|e| FigureError::io(dir, e))?;
     }
     let size = figure.size();
-    let tmp = temp_sibling(&png, "png");
-    let drawn = render(BitMapBackend::new(&tmp, size).into_drawing_area(), figure);
-    finish(&tmp, &png, drawn)?;
-    let tmp = temp_sibling(&svg, "svg");
-    let drawn = render(SVGBackend::new(&tmp, size).into_drawing_area(), figure);
-    finish(&tmp, &svg, drawn)?;
+    draw_atomic(&png, |tmp| {
+        render(BitMapBackend::new(tmp, size).into_drawing_area(), figure)
+    })?;
+    draw_atomic(&svg, |tmp| {
+        render(SVGBackend::new(tmp, size).into_drawing_area(), figure)
+    })?;
     Ok(png)
 }
 

@@ -146,10 +146,10 @@ fn write_outputs(
     dataset: &DatasetSpec,
 ) -> Result<()> {
     let roc_path = dir.join("roc.png");
-    let hist_path = visage_eval::histogram_path(&roc_path);
+    let hist_path = visage_report::histogram_path(&roc_path);
     let title = format!("{} on {}", report.model.kind, dataset.name());
-    visage_eval::plot_roc(&roc_path, &verification.roc, &format!("ROC: {title}"))?;
-    visage_eval::plot_score_histograms(
+    visage_report::plot_roc(&roc_path, &verification.roc, &format!("ROC: {title}"))?;
+    visage_report::plot_score_histograms(
         &hist_path,
         &verification.scores.genuine_scores(),
         &verification.scores.impostor_scores(),

@@ -26,8 +26,9 @@ pub fn inject_write_fault(bytes: Option<u64>) {
     WRITE_BUDGET.with(|b| b.set(bytes));
 }
 
-/// Writes `bytes` to `file`, honouring an injected fault.
-fn write_counted(file: &mut File, path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+/// Writes `bytes` to `file`, honouring an injected fault: the bytes up to the budget are
+/// written, then the write fails as a full disk does.
+fn write_budgeted(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
     let allowed = WRITE_BUDGET.with(|b| match b.get() {
         None => bytes.len(),
         Some(left) => {
@@ -36,44 +37,35 @@ fn write_counted(file: &mut File, path: &Path, bytes: &[u8]) -> Result<(), Train
             n
         }
     });
-    file.write_all(&bytes[..allowed])
-        .map_err(|e| TrainError::io(path, e))?;
+    file.write_all(&bytes[..allowed])?;
     if allowed < bytes.len() {
-        return Err(TrainError::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "no space left on device (injected fault)",
-            ),
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "no space left on device (injected fault)",
         ));
     }
     Ok(())
 }
 
-/// The temporary sibling a whole-file write goes through: `.NAME.tmp-PID`.
+/// [`write_budgeted`] with the error naming `path`.
+fn write_counted(file: &mut File, path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    write_budgeted(file, bytes).map_err(|e| TrainError::io(path, e))
+}
+
+/// A fresh temporary sibling for a whole-file write: `.NAME.tmp-PID-N`
+/// ([`visage_io::temporary_sibling`]).
 pub fn temporary_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    visage_io::temporary_sibling(path)
 }
 
 /// Writes `bytes` as the new content of `path`: into a temporary sibling, flushed to disk, then
 /// renamed over `path`. A failure at any point leaves `path` as it was and removes the
 /// temporary file.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = temporary_sibling(path);
-    let result = (|| {
-        let mut f = File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-        write_counted(&mut f, &tmp, bytes)?;
-        f.sync_all().map_err(|e| TrainError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    visage_io::write_atomic_with(path, |f| write_budgeted(f, bytes)).map_err(|e| {
+        let (path, source) = e.into_path_and_io();
+        TrainError::io(&path, source)
+    })
 }
 
 /// Writes `bytes` to a new file `path` (inside a folder that is itself renamed into place

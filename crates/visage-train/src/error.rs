@@ -24,6 +24,9 @@ pub enum TrainError {
     /// A head error (bad head field).
     #[error("config: [head]: {0}")]
     Head(#[from] visage_heads::HeadError),
+    /// A tensor could not be read back from the device.
+    #[error(transparent)]
+    ReadBack(#[from] visage_io::ReadBackError),
     /// A backbone error.
     #[error("config: [backbone]: {0}")]
     Backbone(#[from] visage_backbones::BackboneError),

@@ -30,12 +30,7 @@ pub fn embed_samples<B: Backend>(
             e = e + backbone.forward(images.flip([3]));
         }
         dim = e.dims()[1];
-        data.extend(
-            e.into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .expect("f32 embeddings"),
-        );
+        data.extend(visage_io::read_back::<f32, B, 2>(e)?.0);
     }
     Ok(Embeddings::new(samples.len(), dim, data)?)
 }

@@ -562,13 +562,7 @@ pub fn train<B: AutodiffBackend>(
                 + c.loss(embeddings.clone(), batch.labels.clone())
                     .mul_scalar(*weight);
         }
-        let loss_value: f64 = loss
-            .clone()
-            .into_data()
-            .convert::<f64>()
-            .into_vec::<f64>()
-            .map(|v| v[0])
-            .unwrap_or(f64::NAN);
+        let loss_value: f64 = visage_io::read_back_scalar(loss.clone())?;
         if !loss_value.is_finite() {
             return Err(TrainError::NonFinite {
                 step,

@@ -5,13 +5,13 @@
 //! config and applies the [`ZooPreset`] (and a `steps` override) to it, [`check_budget`] lists
 //! what differs between the entries besides the head, [`run_zoo`] trains each entry in its own
 //! run directory (skipping finished runs, resuming interrupted ones) and [`write_zoo`] writes
-//! `zoo.md` (the table of [`visage_eval::zoo`]), `zoo.png` and `zoo.svg`.
+//! `zoo.md` (the table of [`visage_report::zoo`]), `zoo.png` and `zoo.svg`.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::AutodiffBackend;
 use serde_json::Value;
-use visage_eval::ZooRow;
+use visage_report::ZooRow;
 
 use crate::checkpoint::list_checkpoints;
 use crate::config::{DataKind, EvalKind, SamplerKind};
@@ -479,6 +479,31 @@ pub fn zoo_rows(outcomes: &[ZooOutcome]) -> Vec<ZooRow> {
         .collect()
 }
 
+/// The preamble of `zoo.md`: the command that ran (`command`, without the program name),
+/// the backend, the budget every loss had ([`describe_budget`]), and what this invocation
+/// did with each run (trained, resumed, reused, diverged) in `wall_seconds`.
+pub fn zoo_preamble(
+    command: &str,
+    backend: &str,
+    budget: &str,
+    outcomes: &[ZooOutcome],
+    wall_seconds: f64,
+) -> String {
+    let count = |k: ZooRunKind| outcomes.iter().filter(|o| o.kind == k).count();
+    format!(
+        "# The loss zoo\n\n\
+         `visage {command}` on the {backend} backend.\n\n\
+         Every loss: {budget}\n\n\
+         Train time is the wall time of the training steps only (no evaluation or \
+         checkpointing). This invocation: {} trained, {} resumed, {} reused finished runs, \
+         {} diverged; {wall_seconds:.0} s of wall time.",
+        count(ZooRunKind::Trained),
+        count(ZooRunKind::Resumed),
+        count(ZooRunKind::Reused),
+        count(ZooRunKind::Diverged),
+    )
+}
+
 /// Writes `out/zoo.md` (`preamble`, a blank line, the table, and `notes` as a list when
 /// there are any), `out/zoo.png` and `out/zoo.svg`, each through a temporary file.
 pub fn write_zoo(
@@ -491,7 +516,7 @@ pub fn write_zoo(
     let mut text = format!(
         "{}\n\n{}",
         preamble.trim_end(),
-        visage_eval::zoo_markdown(rows)
+        visage_report::zoo_markdown(rows)
     );
     if !notes.is_empty() {
         text.push('\n');
@@ -502,7 +527,7 @@ pub fn write_zoo(
     let md = out.join("zoo.md");
     visage_eval::io::write_atomic(&md, text.as_bytes())?;
     for name in ["zoo.png", "zoo.svg"] {
-        visage_eval::plot_zoo(out.join(name), rows, chart_title)?;
+        visage_report::plot_zoo(out.join(name), rows, chart_title)?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `visage parity`: one config, identical initial weights, every backend asked for, compared
-//! number by number against the first (see [`crate::parity`] for what is compared and
-//! [`crate::parity::tolerance`] for the tolerances and their reasons).
+//! number by number against the first (see [`visage_parity`] for what is compared and
+//! [`visage_parity::tolerance`] for the tolerances and their reasons).
 //!
 //! `visage parity --config C --backends ndarray,flex,wgpu,cuda [--steps N] [--report OUT.json]
 //! [--all-heads] [--batch-size B] [--require B,..]` prints a table (quantity, backend pair, max abs diff, max
@@ -8,8 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::BackendKind;
-use crate::parity::{run as run_parity, ParityOptions};
+use visage_parity::{check, BackendKind, ParityOptions};
 
 /// Arguments of `visage parity`.
 #[derive(clap::Args, Debug)]
@@ -50,10 +49,11 @@ pub struct Args {
     pub tolerance_scale: f64,
 }
 
-/// Runs `visage parity`.
+/// Runs `visage parity`: the check, the JSON report, the table, and an error listing every
+/// failure.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let report_path = args.report.unwrap_or_else(|| args.out.join("parity.json"));
     let options = ParityOptions {
-        report: args.report.unwrap_or_else(|| args.out.join("parity.json")),
         config_path: args.config,
         backends: args.backends,
         steps: args.steps,
@@ -65,6 +65,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         tolerance_scale: args.tolerance_scale,
     };
-    run_parity(&options)?;
+    let report = check(&options, &mut |event| eprintln!("{event}"))?;
+    report.write(&report_path)?;
+    print!("{}", report.table());
+    let failures = report.failures(&options.require);
+    let passed = report.rows.iter().filter(|r| r.pass).count();
+    println!("report: {}", report_path.display());
+    println!("parity: {passed} passed, {} failed", failures.len());
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "parity failed ({} problem(s)): {}; report: {}",
+            failures.len(),
+            failures.join("; "),
+            report_path.display()
+        );
+    }
     Ok(())
 }

@@ -13,9 +13,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use visage_eval::io::{read_embeddings_key, read_issame, read_pairs_file};
-use visage_eval::{
-    histogram_path, plot_roc, plot_score_histograms, verify_pairs, write_report, Pairs,
-};
+use visage_eval::{verify_pairs, write_report, Pairs};
+use visage_report::{histogram_path, plot_roc, plot_score_histograms};
 
 /// Arguments of `visage verify`.
 #[derive(clap::Args, Debug)]

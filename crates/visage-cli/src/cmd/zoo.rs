@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use visage_train::zoo::{
-    check_budget, describe_budget, find_configs, run_zoo, write_zoo, zoo_rows, ZooEntry,
-    ZooOptions, ZooOutcome, ZooPreset, ZooRunKind,
+    check_budget, describe_budget, find_configs, run_zoo, write_zoo, zoo_preamble, zoo_rows,
+    ZooEntry, ZooOptions, ZooOutcome, ZooPreset, ZooRunKind,
 };
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
@@ -142,22 +142,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     )?;
     let wall = started.elapsed().as_secs_f64();
-    let count = |k: ZooRunKind| outcomes.iter().filter(|o| o.kind == k).count();
     let command: Vec<String> = std::env::args().skip(1).collect();
-    let diverged = count(ZooRunKind::Diverged);
-    let preamble = format!(
-        "# The loss zoo\n\n\
-         `visage {}` on the {} backend.\n\n\
-         Every loss: {budget}\n\n\
-         Train time is the wall time of the training steps only (no evaluation or \
-         checkpointing). This invocation: {} trained, {} resumed, {} reused finished runs, \
-         {diverged} diverged; {:.0} s of wall time.",
-        command.join(" "),
-        args.backend,
-        count(ZooRunKind::Trained),
-        count(ZooRunKind::Resumed),
-        count(ZooRunKind::Reused),
-        wall
+    let preamble = zoo_preamble(
+        &command.join(" "),
+        args.backend.name(),
+        &budget,
+        &outcomes,
+        wall,
     );
     let rows = zoo_rows(&outcomes);
     let title = format!(

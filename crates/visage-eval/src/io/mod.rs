@@ -13,7 +13,7 @@ pub mod pairs_file;
 pub mod safetensors_file;
 pub mod stream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use npy::{ElementType, RawArray};
 pub use pairs_file::read_pairs_file;
@@ -56,36 +56,15 @@ impl FileFormat {
 
 /// Reads a whole file after checking it is a regular file ([`EvalError::NotAFile`]
 /// otherwise: a named pipe is refused, not waited on). The buffer is reserved fallibly, so a
-/// file larger than the memory available is an error, not an allocation abort.
+/// file larger than the memory available is an error, not an allocation abort
+/// ([`visage_io::read_regular_file`]).
 pub fn read_regular_file(path: &Path) -> Result<Vec<u8>, EvalError> {
-    use std::io::Read;
-    let meta = regular_file_metadata(path)?;
-    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| {
-        EvalError::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::OutOfMemory,
-                format!("cannot allocate {len} bytes to read the file"),
-            ),
-        )
-    })?;
-    std::fs::File::open(path)
-        .and_then(|f| f.take(meta.len()).read_to_end(&mut bytes))
-        .map_err(|e| EvalError::io(path, e))?;
-    Ok(bytes)
+    Ok(visage_io::read_regular_file(path)?)
 }
 
 /// The metadata of `path`, or [`EvalError::NotAFile`] unless it is a regular file.
 pub(crate) fn regular_file_metadata(path: &Path) -> Result<std::fs::Metadata, EvalError> {
-    let meta = std::fs::metadata(path).map_err(|e| EvalError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(EvalError::NotAFile {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(meta)
+    Ok(visage_io::fs::regular_file_metadata(path)?)
 }
 
 fn read_raw(path: &Path, key: &str) -> Result<RawArray, EvalError> {
@@ -299,24 +278,8 @@ pub fn write_embeddings(path: impl AsRef<Path>, embeddings: &Embeddings) -> Resu
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to a temporary file in the target's folder, then renames it onto `path`.
+/// Writes `bytes` as the new content of `path`: a temporary sibling, fsync, rename
+/// ([`visage_io::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), EvalError> {
-    let tmp = temp_path(path);
-    let result = std::fs::write(&tmp, bytes)
-        .map_err(|e| EvalError::io(&tmp, e))
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| EvalError::io(path, e)));
-    if result.is_err() {
-        // A full disk must not stay full of a half-written temporary.
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// `dir/.name.tmp.<pid>` beside `path`.
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".into());
-    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+    Ok(visage_io::write_atomic(path, bytes)?)
 }

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use visage_eval::roc::RocCurve;
-use visage_eval::{histogram_path, plot_roc, plot_score_histograms, write_report};
+use visage_eval::write_report;
+use visage_report::{histogram_path, plot_roc, plot_score_histograms};
 
 fn tmp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("visage-eval-{name}-{}", std::process::id()));

@@ -17,20 +17,16 @@ use visage_train::{
     init_model, load_model, load_trained, save_model, train, TrainConfig, TrainOptions, Trainee,
 };
 
+use visage_io::{read_back, HostTensor, ReadBackError};
+
 use crate::backend::BackendJob;
-use crate::tensor_file::HostTensor;
 
 /// Host tensors by name.
 pub type Tensors = BTreeMap<String, HostTensor>;
 
-/// A tensor read back to the host.
-pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> anyhow::Result<HostTensor> {
-    let shape = t.dims().to_vec();
-    let values = t
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("reading a tensor back: {e:?}"))?;
+/// A tensor read back to the host as f32 ([`visage_io::read_back`]).
+pub fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<HostTensor, ReadBackError> {
+    let (values, shape) = read_back::<f32, B, D>(t)?;
     Ok(HostTensor::F32(values, shape))
 }
 
@@ -88,7 +84,7 @@ struct Collect<'a> {
     prefix: &'static str,
     grads: Option<&'a GradientsParams>,
     out: Tensors,
-    error: Option<anyhow::Error>,
+    error: Option<ReadBackError>,
 }
 
 impl<'a> Collect<'a> {
@@ -112,7 +108,7 @@ impl<'a> Collect<'a> {
         }
     }
 
-    fn finish(self) -> anyhow::Result<Tensors> {
+    fn finish(self) -> Result<Tensors, ReadBackError> {
         match self.error {
             Some(e) => Err(e),
             None => Ok(self.out),
@@ -161,7 +157,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Grads<'_> {
 pub fn parameter_values<B: Backend, M: Module<B>>(
     module: &M,
     prefix: &'static str,
-) -> anyhow::Result<Tensors> {
+) -> Result<Tensors, ReadBackError> {
     let mut v = Values(Collect::new(prefix, None));
     module.visit(&mut v);
     v.0.finish()
@@ -172,7 +168,7 @@ pub fn parameter_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &GradientsParams,
     prefix: &'static str,
-) -> anyhow::Result<Tensors> {
+) -> Result<Tensors, ReadBackError> {
     let mut v = Grads(Collect::new(prefix, Some(grads)));
     module.visit(&mut v);
     v.0.finish()

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::diff::Diff;
 use super::tolerance::{Quantity, Tolerance};
 use crate::backend::BackendKind;
-use crate::tensor_file::write_atomic;
+use crate::ParityError;
 
 /// Whether a backend took part.
 #[derive(Debug, Clone, Serialize)]
@@ -216,14 +216,24 @@ impl ParityReport {
         out
     }
 
-    /// Prints the table to stdout.
-    pub fn print(&self) {
-        println!(
+    /// The report as a text table: the backends, one line per row, and the reasons of the
+    /// tolerances used.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        macro_rules! line {
+            ($($t:tt)*) => { let _ = writeln!(out, $($t)*); };
+        }
+        line!(
             "parity of {} (batch {}, {} training steps), reference {}",
-            self.config, self.batch_size, self.steps, self.reference
+            self.config,
+            self.batch_size,
+            self.steps,
+            self.reference
         );
         for b in &self.backends {
-            println!("  {:<8} {}", b.backend.name(), b.describe());
+            line!("  {:<8} {}", b.backend.name(), b.describe());
         }
         let w = self
             .rows
@@ -232,14 +242,18 @@ impl ParityReport {
             .max()
             .unwrap_or(10)
             .max(10);
-        println!(
+        line!(
             "{:<w$}  {:<16}  {:>9}  {:>9}  {:>7}  pass",
-            "quantity", "pair", "max abs", "max rel", "tol"
+            "quantity",
+            "pair",
+            "max abs",
+            "max rel",
+            "tol"
         );
         for r in &self.rows {
             let pair = format!("{} vs {}", r.reference, r.other);
             let name = format!("{}: {}", r.case, r.quantity);
-            println!(
+            line!(
                 "{name:<w$}  {pair:<16}  {:>9}  {:>9}  {:>7}  {}",
                 sci(r.max_abs_diff),
                 sci(r.max_rel_diff),
@@ -261,14 +275,20 @@ impl ParityReport {
         for t in self.rows.iter().filter_map(|r| r.tolerance) {
             if !seen.contains(&t.reason) {
                 seen.push(t.reason);
-                println!("  tol {:.0e}: {}", t.max_rel, t.reason);
+                line!("  tol {:.0e}: {}", t.max_rel, t.reason);
             }
         }
+        out
     }
 
-    /// Writes the report as JSON (temporary file, then rename).
-    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        write_atomic(path, text.as_bytes())
+    /// Writes the report as JSON ([`visage_io::write_atomic`], creating the folder).
+    pub fn write(&self, path: &Path) -> Result<(), ParityError> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| ParityError::Report {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        visage_io::create_parent_dir(path)?;
+        visage_io::write_atomic(path, text.as_bytes())?;
+        Ok(())
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::roc::RocCurve;
-use crate::EvalError;
+use visage_eval::roc::RocCurve;
+use visage_eval::EvalError;
 
 const SIZE: (u32, u32) = (900, 650);
 const GENUINE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
@@ -25,14 +25,6 @@ pub fn histogram_path(roc_path: &Path) -> PathBuf {
     roc_path.with_file_name(format!("{stem}_hist.png"))
 }
 
-fn temp_png(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "plot".into());
-    path.with_file_name(format!(".{stem}.tmp{}.png", std::process::id()))
-}
-
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
     EvalError::Plot {
         path: path.to_path_buf(),
@@ -45,14 +37,9 @@ pub(crate) fn draw_atomic(
     path: &Path,
     draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
 ) -> Result<(), EvalError> {
-    let tmp = temp_png(path);
-    if let Err(e) = draw(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(path, e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::io(path, e)
+    visage_io::write_atomic_by_path(path, draw).map_err(|e| match e {
+        visage_io::ByPathError::Produce(e) => plot_err(path, e),
+        visage_io::ByPathError::File(e) => e.into(),
     })
 }
 

@@ -1,5 +1,9 @@
-//! `visage parity`: one config, identical initial weights, every backend present, compared
-//! number by number against the first backend listed.
+//! Backend dispatch and the backend parity check of visage, as a library.
+//!
+//! - [`backend`]: a computation written once, generic over `B: AutodiffBackend`
+//!   ([`BackendJob`]), run on a backend chosen at run time ([`dispatch`], [`BackendKind`]).
+//! - [`check`]: one training config, identical initial weights, every backend asked for,
+//!   compared number by number against the first backend listed:
 //!
 //! 1. **Heads** — the config's head (with `all_heads`, every head kind and the main options
 //!    too) on fixed host inputs: loss, logits, gradients of the embeddings and class weights,
@@ -13,32 +17,85 @@
 //! that every backend loads (random draws differ between backends for one seed). Backends
 //! that are not compiled in, or that cannot run here (no adapter, no driver), are reported as
 //! skipped with the reason. Tolerances: [`tolerance`].
+//!
+//! A backend's failure is caught without touching process-global state: each job runs under
+//! [`std::panic::catch_unwind`] alone (the panic hook is left as the caller set it, so the
+//! default hook still prints a backend's panic to stderr), and the panic's own message goes
+//! into the report.
+//!
+//! ```no_run
+//! use visage_parity::{check, BackendKind, ParityOptions};
+//!
+//! let mut options = ParityOptions::new("configs/synth-arcface.toml");
+//! options.backends = vec![BackendKind::Ndarray, BackendKind::Flex];
+//! options.steps = 2;
+//! let report = check(&options, &mut |event| eprintln!("{event}"))?;
+//! report.write(std::path::Path::new("runs/parity/parity.json"))?;
+//! print!("{}", report.table());
+//! let failures = report.failures(&options.require);
+//! assert!(failures.is_empty(), "{failures:?}");
+//! # Ok::<(), visage_parity::ParityError>(())
+//! ```
 
+pub mod backend;
 pub mod diff;
+pub mod head;
 pub mod jobs;
 pub mod report;
 pub mod tolerance;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
-use anyhow::Context;
 use visage_data::rng::SplitMix64;
 use visage_heads::heads::{AdaCosConfig, ArcFaceConfig, SoftmaxConfig, SphereFaceConfig};
 use visage_heads::loss::{TripletConfig, TripletMining};
 use visage_heads::{HeadConfig, HeadKind, HeadState};
+use visage_io::HostTensor;
 use visage_train::data::open_training;
 use visage_train::TrainConfig;
 
-use crate::backend::{dispatch, BackendJob, BackendKind};
-use crate::cmd::head::HeadJob;
-use crate::tensor_file::HostTensor;
+pub use backend::{dispatch, BackendJob, BackendKind, DispatchError};
 use diff::Diff;
+pub use head::{HeadInputError, HeadJob};
 use jobs::{BackboneJob, InitJob, ProbeJob, Tensors, TrainStepsJob};
-use report::{BackendStatus, ParityReport, Row, Timing};
+pub use report::{BackendStatus, ParityReport, Row, Timing};
 use tolerance::{tolerance, Quantity};
+
+/// Why the parity check could not run (a breach is not an error: it is in the report,
+/// [`ParityReport::failures`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ParityError {
+    /// The config cannot be read or validated, or its training data cannot be opened.
+    #[error(transparent)]
+    Config(#[from] visage_train::TrainError),
+    /// The config's backbone is not valid.
+    #[error(transparent)]
+    Backbone(#[from] visage_backbones::BackboneError),
+    /// The working folder or the report could not be written.
+    #[error(transparent)]
+    File(#[from] visage_io::IoError),
+    /// The report could not be serialised.
+    #[error("{}: cannot write the report: {reason}", path.display())]
+    Report {
+        /// The report's path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No backend asked for can run here.
+    #[error("no backend of {0:?} can run here")]
+    NoBackend(Vec<BackendKind>),
+    /// The initial model could not be drawn on the reference backend.
+    #[error("drawing the initial model on {backend}: {reason}")]
+    InitialModel {
+        /// The reference backend.
+        backend: BackendKind,
+        /// Its error.
+        reason: String,
+    },
+}
 
 /// What to compare.
 #[derive(Debug, Clone)]
@@ -59,43 +116,102 @@ pub struct ParityOptions {
     pub require: Vec<BackendKind>,
     /// Working directory (initial model, training runs).
     pub out: PathBuf,
-    /// Where the JSON report goes.
-    pub report: PathBuf,
     /// Seed of the host inputs.
     pub seed: u64,
     /// Multiplies every tolerance (1 in use; 0 in a test makes any difference a breach).
     pub tolerance_scale: f64,
 }
 
+impl ParityOptions {
+    /// The defaults of `visage parity` for the config at `config_path`: every backend
+    /// (ndarray as the reference), 5 training steps, the config's batch size, its head only,
+    /// nothing required, working folder `runs/parity`, seed 0, tolerances as documented.
+    pub fn new(config_path: impl Into<PathBuf>) -> Self {
+        ParityOptions {
+            config_path: config_path.into(),
+            backends: BackendKind::ALL.to_vec(),
+            steps: 5,
+            batch_size: None,
+            all_heads: false,
+            no_train: false,
+            require: Vec::new(),
+            out: PathBuf::from("runs/parity"),
+            seed: 0,
+            tolerance_scale: 1.0,
+        }
+    }
+}
+
+/// Progress of [`check`], for the caller to show (its `Display` is one log line).
+#[derive(Debug, Clone)]
+pub enum ParityEvent {
+    /// Whether a backend takes part.
+    Backend(BackendStatus),
+    /// A case starts on a backend.
+    CaseStarted {
+        /// The case (`head arcface`, `backbone`, `train`).
+        case: String,
+        /// The backend.
+        backend: BackendKind,
+    },
+    /// A case ended on a backend.
+    CaseFinished {
+        /// The case.
+        case: String,
+        /// The backend.
+        backend: BackendKind,
+        /// Wall time.
+        seconds: f64,
+        /// Its error, if it failed.
+        error: Option<String>,
+    },
+}
+
+impl std::fmt::Display for ParityEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParityEvent::Backend(s) => write!(f, "parity: {}: {}", s.backend, s.describe()),
+            ParityEvent::CaseStarted { case, backend } => {
+                write!(f, "parity: {case} on {backend} ...")
+            }
+            ParityEvent::CaseFinished {
+                case,
+                backend,
+                seconds,
+                error: None,
+            } => write!(f, "parity: {case} on {backend}: {seconds:.1} s"),
+            ParityEvent::CaseFinished {
+                case,
+                backend,
+                seconds,
+                error: Some(e),
+            } => write!(
+                f,
+                "parity: {case} on {backend} failed after {seconds:.1} s: {e}"
+            ),
+        }
+    }
+}
+
 /// The annealing iteration the heads are compared at: L-Softmax's lambda is about 0.4 and
 /// SphereFace's at its floor of 5, so the margins weigh in.
 const HEAD_ITERATION: u64 = 10_000;
 
-/// Every panic message since the last [`guarded`] call began: a backend's device thread can
-/// panic first (the cause) and the caller's channel second (a `RecvError`), so the first is
-/// the one reported.
-static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
 /// Runs `f`, turning an error or a panic (a backend without an adapter or driver, a kernel a
-/// driver cannot run) into a message.
-fn guarded<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
-    PANICS.lock().unwrap_or_else(|e| e.into_inner()).clear();
+/// driver cannot run) into a message. `catch_unwind` alone: the panic hook is not swapped.
+fn guarded<T, E: std::fmt::Display>(f: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
     match std::panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(payload) => {
-            let recorded = PANICS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .first()
-                .cloned();
             let text = payload
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()));
             Err(format!(
                 "panicked: {}",
-                recorded.or(text).unwrap_or_else(|| "(no message)".into())
+                text.unwrap_or_else(|| "(no message)".into())
+                    .replace('\n', " ")
             ))
         }
     }
@@ -107,18 +223,24 @@ fn on_each<J: BackendJob + Clone>(
     backends: &[BackendKind],
     job: &J,
     timings: &mut Vec<Timing>,
+    on_event: &mut dyn FnMut(&ParityEvent),
 ) -> Vec<(BackendKind, Result<J::Output, String>)> {
     backends
         .iter()
         .map(|&b| {
-            eprintln!("parity: {case} on {b} ...");
+            on_event(&ParityEvent::CaseStarted {
+                case: case.to_string(),
+                backend: b,
+            });
             let start = Instant::now();
             let out = guarded(|| dispatch(b, job.clone()));
             let seconds = start.elapsed().as_secs_f64();
-            match &out {
-                Ok(_) => eprintln!("parity: {case} on {b}: {seconds:.1} s"),
-                Err(e) => eprintln!("parity: {case} on {b} failed after {seconds:.1} s: {e}"),
-            }
+            on_event(&ParityEvent::CaseFinished {
+                case: case.to_string(),
+                backend: b,
+                seconds,
+                error: out.as_ref().err().cloned(),
+            });
             timings.push(Timing {
                 case: case.to_string(),
                 backend: b,
@@ -338,9 +460,13 @@ fn head_job(spec: HeadConfig, n: usize, d: usize, classes: usize, rng: &mut Spli
     }
 }
 
-/// Runs `visage parity`. Returns the report; an error when a quantity breaches its
-/// tolerance, a backend fails, or a backend of `require` was skipped.
-pub fn run(options: &ParityOptions) -> anyhow::Result<ParityReport> {
+/// Runs the parity check of `options` (see the crate docs), reporting progress to
+/// `on_event`. Returns the report, breaches and failed backends included
+/// ([`ParityReport::failures`] lists them); an error only when nothing can be compared.
+pub fn check(
+    options: &ParityOptions,
+    on_event: &mut dyn FnMut(&ParityEvent),
+) -> Result<ParityReport, ParityError> {
     let mut config = TrainConfig::from_file(&options.config_path)?;
     if let Some(b) = options.batch_size {
         config.train.batch_size = b;
@@ -360,33 +486,8 @@ pub fn run(options: &ParityOptions) -> anyhow::Result<ParityReport> {
     let [h, w] = config.backbone.input_size()?;
     let c = config.backbone.in_channels()?;
     std::fs::create_dir_all(&options.out)
-        .with_context(|| format!("creating {}", options.out.display()))?;
-
-    let previous_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        PANICS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(info.to_string().replace('\n', " "));
-    }));
-    let result = compare_all(options, &config, classes, n, d, [c, h, w]);
-    std::panic::set_hook(previous_hook);
-    let report = result?;
-    report.write(&options.report)?;
-    report.print();
-    let failures = report.failures(&options.require);
-    let passed = report.rows.iter().filter(|r| r.pass).count();
-    println!("report: {}", options.report.display());
-    println!("parity: {passed} passed, {} failed", failures.len());
-    if !failures.is_empty() {
-        anyhow::bail!(
-            "parity failed ({} problem(s)): {}; report: {}",
-            failures.len(),
-            failures.join("; "),
-            options.report.display()
-        );
-    }
-    Ok(report)
+        .map_err(|e| visage_io::IoError::io("creating", &options.out, e))?;
+    compare_all(options, &config, classes, n, d, [c, h, w], on_event)
 }
 
 fn compare_all(
@@ -396,7 +497,8 @@ fn compare_all(
     n: usize,
     d: usize,
     [c, h, w]: [usize; 3],
-) -> anyhow::Result<ParityReport> {
+    on_event: &mut dyn FnMut(&ParityEvent),
+) -> Result<ParityReport, ParityError> {
     let mut statuses = Vec::new();
     let mut ready = Vec::new();
     for &b in &options.backends {
@@ -417,13 +519,13 @@ fn compare_all(
                 Err(e) => BackendStatus::skipped(b, format!("cannot run here: {e}")),
             }
         };
-        eprintln!("parity: {b}: {}", status.describe());
+        on_event(&ParityEvent::Backend(status.clone()));
         statuses.push(status);
     }
     let mut rows = Vec::new();
     let mut timings = Vec::new();
     let Some(&reference) = ready.first() else {
-        anyhow::bail!("no backend of {:?} can run here", options.backends);
+        return Err(ParityError::NoBackend(options.backends.clone()));
     };
 
     // 1. Heads.
@@ -431,7 +533,7 @@ fn compare_all(
     for (label, spec) in head_specs(&config.head.spec, options.all_heads) {
         let job = head_job(spec, n, d, classes, &mut rng);
         let case = format!("head {label}");
-        let results = on_each(&case, &ready, &job, &mut timings);
+        let results = on_each(&case, &ready, &job, &mut timings, on_event);
         compare(&case, &results, options.tolerance_scale, &mut rows);
     }
 
@@ -446,7 +548,10 @@ fn compare_all(
             },
         )
     })
-    .map_err(|e| anyhow::anyhow!("drawing the initial model on {reference}: {e}"))?;
+    .map_err(|reason| ParityError::InitialModel {
+        backend: reference,
+        reason,
+    })?;
 
     // 2. Backbone.
     let images: Vec<f32> = (0..n * c * h * w).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -458,7 +563,7 @@ fn compare_all(
         images: (images, [n, c, h, w]),
         cotangent,
     };
-    let results = on_each("backbone", &ready, &job, &mut timings);
+    let results = on_each("backbone", &ready, &job, &mut timings, on_event);
     compare("backbone", &results, options.tolerance_scale, &mut rows);
 
     // 3. Training steps.
@@ -472,7 +577,7 @@ fn compare_all(
                     model: model.clone(),
                     run_dir: options.out.join(format!("train-{b}")),
                 };
-                on_each("train", &[b], &job, &mut timings).remove(0)
+                on_each("train", &[b], &job, &mut timings, on_event).remove(0)
             })
             .collect();
         compare("train", &results, options.tolerance_scale, &mut rows);
@@ -503,6 +608,52 @@ mod tests {
 
     fn tensors(items: &[(&str, &[f32])]) -> Tensors {
         items.iter().map(|(n, v)| (n.to_string(), t(v))).collect()
+    }
+
+    /// A job that panics inside the backend, as a missing driver does.
+    #[derive(Clone)]
+    struct Panics;
+
+    impl BackendJob for Panics {
+        type Output = ();
+        fn run<B: burn::tensor::backend::AutodiffBackend>(
+            self,
+            _device: B::Device,
+        ) -> anyhow::Result<()> {
+            panic!("no adapter\nfound")
+        }
+    }
+
+    #[test]
+    fn a_panic_or_an_error_becomes_a_message_and_the_callers_hook_still_runs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static HOOK_CALLS: AtomicUsize = AtomicUsize::new(0);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {
+            HOOK_CALLS.fetch_add(1, Ordering::SeqCst);
+        }));
+        let backend = BackendKind::default_compiled();
+        let panicked = guarded(|| dispatch(backend, Panics));
+        let failed = guarded(|| Err::<(), _>(anyhow::anyhow!("outer").context("context")));
+        let calls = HOOK_CALLS.load(Ordering::SeqCst);
+        std::panic::set_hook(previous);
+        assert_eq!(panicked.unwrap_err(), "panicked: no adapter found");
+        assert_eq!(failed.unwrap_err(), "context: outer");
+        // The hook the caller set saw the panic: guarded did not swap it.
+        assert!(calls >= 1, "{calls}");
+    }
+
+    #[test]
+    fn the_probe_reads_a_hand_checked_product_back_and_missing_backends_are_named() {
+        let backend = BackendKind::default_compiled();
+        guarded(|| dispatch(backend, ProbeJob)).unwrap();
+        for kind in BackendKind::ALL.into_iter().filter(|k| !k.compiled()) {
+            let e = dispatch(kind, ProbeJob).unwrap_err();
+            assert!(matches!(e, DispatchError::NotCompiled(k) if k == kind));
+            assert!(e.to_string().contains(&format!("--features {kind}")), "{e}");
+        }
+        assert_eq!("WGPU".parse::<BackendKind>().unwrap(), BackendKind::Wgpu);
+        assert!("tpu".parse::<BackendKind>().is_err());
     }
 
     #[test]

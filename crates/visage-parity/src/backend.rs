@@ -4,14 +4,32 @@
 //! `wgpu` and `cuda` decide which backends exist. A job is written once, generic over
 //! `B: AutodiffBackend`, and [`dispatch`] monomorphises it for the backend asked for.
 //! Inference-only jobs use `B::InnerBackend` (or `module.valid()`).
+//!
+//! ```
+//! use burn::tensor::{backend::AutodiffBackend, Int, Tensor};
+//! use visage_parity::backend::{dispatch, BackendJob, BackendKind};
+//!
+//! /// The sum of 1..=n, computed on a backend.
+//! struct Sum(usize);
+//!
+//! impl BackendJob for Sum {
+//!     type Output = f64;
+//!     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<f64> {
+//!         let t = Tensor::<B, 1, Int>::arange(1..self.0 as i64 + 1, &device).float();
+//!         Ok(visage_io::read_back_scalar(t.sum())?)
+//!     }
+//! }
+//!
+//! let kind: BackendKind = "flex".parse()?;
+//! assert_eq!(dispatch(kind, Sum(4))?, 10.0);
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
-use anyhow::bail;
 use burn::tensor::backend::AutodiffBackend;
 
 /// A backend that `--backend` can name.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// Burn's ndarray CPU backend.
@@ -45,6 +63,14 @@ impl BackendKind {
         }
     }
 
+    /// Every backend, compiled in or not.
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Ndarray,
+        BackendKind::Flex,
+        BackendKind::Wgpu,
+        BackendKind::Cuda,
+    ];
+
     /// The default: the faster CPU backend when compiled in (flex, then ndarray), else the
     /// first GPU backend compiled in.
     pub fn default_compiled() -> BackendKind {
@@ -60,10 +86,39 @@ impl BackendKind {
     }
 }
 
+impl std::str::FromStr for BackendKind {
+    type Err = DispatchError;
+
+    /// A backend by the name [`BackendKind::name`] gives (case-insensitive).
+    fn from_str(s: &str) -> Result<Self, DispatchError> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| DispatchError::UnknownBackend(s.to_string()))
+    }
+}
+
 impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Why [`dispatch`] did not run a job, or how the job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The backend's cargo feature is off in this build.
+    #[error(
+        "this `visage` was built without the `{0}` backend: rebuild with `--features {0}` \
+         (e.g. `cargo xtask train --backend {0}`)"
+    )]
+    NotCompiled(BackendKind),
+    /// A name that is not a backend.
+    #[error("unknown backend `{0}` (one of ndarray, flex, wgpu, cuda)")]
+    UnknownBackend(String),
+    /// The job ran and returned an error.
+    #[error(transparent)]
+    Job(#[from] anyhow::Error),
 }
 
 /// A computation written once for every backend.
@@ -74,16 +129,13 @@ pub trait BackendJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Self::Output>;
 }
 
-/// Runs `job` on the backend `kind`, or explains which cargo feature is missing.
-pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> anyhow::Result<J::Output> {
+/// Runs `job` on the backend `kind` and its default device, or explains which cargo feature
+/// is missing ([`DispatchError::NotCompiled`]).
+pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output, DispatchError> {
     if !kind.compiled() {
-        bail!(
-            "this `visage` was built without the `{0}` backend: rebuild with `--features {0}` \
-             (e.g. `cargo xtask train --backend {0}`)",
-            kind.name()
-        );
+        return Err(DispatchError::NotCompiled(kind));
     }
-    match kind {
+    let output: anyhow::Result<J::Output> = match kind {
         #[cfg(feature = "ndarray")]
         BackendKind::Ndarray => job.run::<burn::backend::Autodiff<burn::backend::NdArray<f32>>>(
             burn::backend::ndarray::NdArrayDevice::Cpu,
@@ -102,5 +154,6 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> anyhow::Result<J::O
         }
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked by BackendKind::compiled"),
-    }
+    };
+    Ok(output?)
 }

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::plot::draw_atomic;
-use crate::EvalError;
+use visage_eval::EvalError;
 
 /// One row of the zoo: a loss and its held-out verification numbers.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use visage_eval::zoo::ranked;
-use visage_eval::{plot_zoo, zoo_markdown, ZooRow};
+use visage_report::zoo::ranked;
+use visage_report::{plot_zoo, zoo_markdown, ZooRow};
 
 fn row(
     loss: &str,

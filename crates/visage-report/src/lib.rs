@@ -1,0 +1,15 @@
+//! Reports drawn from visage's evaluation numbers, kept apart from the numbers themselves
+//! (`visage-eval` computes, this crate draws and tabulates):
+//!
+//! - [`plot`]: ROC and score-histogram PNGs of a verification run;
+//! - [`zoo`]: the loss zoo's Markdown table and bar chart.
+//!
+//! Every file is written through a temporary sibling renamed into place
+//! ([`visage_io::write_atomic_by_path`]); errors are [`visage_eval::EvalError`] (its `Plot`
+//! variant names the output file).
+
+pub mod plot;
+pub mod zoo;
+
+pub use plot::{histogram_path, plot_roc, plot_score_histograms};
+pub use zoo::{plot_zoo, zoo_markdown, ZooRow};
