@@ -1161,7 +1161,8 @@ fn main() {
             "[{id}] visage {}",
             fmt_value(visage["value"].as_f64(), "ms")
         );
-        let tch = on_tch!((Value, f64, f64); visage_head(classes, warmup, steps)).map(|(t, _, _)| t);
+        let tch =
+            on_tch!((Value, f64, f64); visage_head(classes, warmup, steps)).map(|(t, _, _)| t);
         if let Some(t) = &tch {
             eprintln!("[{id}] visage tch {}", fmt_value(t["value"].as_f64(), "ms"));
         }
