@@ -21,6 +21,9 @@ enum Backend {
     Flex,
     Wgpu,
     Cuda,
+    /// Burn's LibTorch backend on the CPU: libtorch needed at build and run time (README,
+    /// "LibTorch backend"), so it is never in a default list nor in ALL_BACKENDS.
+    Tch,
 }
 
 impl Backend {
@@ -30,6 +33,7 @@ impl Backend {
             Backend::Flex => "flex",
             Backend::Wgpu => "wgpu",
             Backend::Cuda => "cuda",
+            Backend::Tch => "tch",
         }
     }
 }
@@ -97,7 +101,8 @@ enum Task {
         /// Training config to compare on.
         #[arg(long, default_value = "configs/synth-arcface.toml")]
         config: PathBuf,
-        /// Backends, the reference first (each one's feature is compiled in).
+        /// Backends, the reference first (each one's feature is compiled in). `tch` is
+        /// selectable, never in the default list (it needs libtorch).
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Ndarray, Backend::Flex, Backend::Wgpu, Backend::Cuda])]
         backends: Vec<Backend>,
         /// Training steps to compare.
@@ -123,7 +128,8 @@ enum Task {
         /// Which benchmark.
         #[arg(value_enum)]
         which: Bench,
-        /// Extra backends to compile into the benchmark (where it compares backends).
+        /// Extra backends to compile into the benchmark (where it compares backends);
+        /// compare: `tch` adds a Burn LibTorch column beside flex.
         #[arg(long, value_enum, value_delimiter = ',')]
         backends: Vec<Backend>,
         /// Options of `bench compare`.
@@ -195,7 +201,8 @@ fn run(mut cmd: Command) -> anyhow::Result<()> {
 }
 
 /// Every backend's cargo feature: the build `cargo xtask test` checks and `cargo xtask
-/// parity` runs (the same features, so the second reuses the first's build).
+/// parity` runs (the same features, so the second reuses the first's build). `tch` is left
+/// out: it needs libtorch, which CI machines do not have.
 const ALL_BACKENDS: &str = "ndarray,flex,wgpu,cuda";
 
 fn test(no_gpu_build: bool) -> anyhow::Result<()> {
@@ -343,8 +350,8 @@ fn main() -> ExitCode {
         Task::Bench {
             which: Bench::Compare,
             compare,
-            ..
-        } => bench_compare(compare),
+            backends,
+        } => bench_compare(compare, backends),
         Task::Bench {
             which, backends, ..
         } => bench(which, backends),
@@ -449,7 +456,20 @@ const SHARED_BENCH_VENV: &str = "/var/cache/visage-bench-venv";
 /// `compare` bench of visage-cli (`crates/visage-cli/benches/compare.rs`), which measures
 /// each row in visage and then with `bench/compare/peers.py`, prints the table and writes
 /// the JSON. Not part of CI.
-fn bench_compare(args: CompareArgs) -> anyhow::Result<()> {
+fn bench_compare(args: CompareArgs, backends: Vec<Backend>) -> anyhow::Result<()> {
+    // flex is always built (the table's visage column); tch adds its column. The others
+    // have no column in this table.
+    let mut features = vec!["flex"];
+    for b in backends {
+        match b {
+            Backend::Flex => {}
+            Backend::Tch => features.push("tch"),
+            other => bail!(
+                "bench compare: no `{}` column (flex always, `--backends tch` adds LibTorch)",
+                other.feature()
+            ),
+        }
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("xtask has a parent folder")?
@@ -522,7 +542,7 @@ fn bench_compare(args: CompareArgs) -> anyhow::Result<()> {
         "-p",
         "visage-cli",
         "--features",
-        "flex",
+        &features.join(","),
         "--bench",
         "compare",
         "--",

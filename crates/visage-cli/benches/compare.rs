@@ -36,6 +36,11 @@
 //! `--work DIR` (scratch for the search files, default the system temp dir),
 //! `--distractors N`, `--threads N` (the peer's threads, default all logical CPUs: what
 //! rayon uses on the visage side).
+//!
+//! With the `tch` feature (Burn's LibTorch backend, off by default: `cargo xtask bench compare
+//! --backends tch`, README "LibTorch backend"), the train and head rows also run on
+//! `Autodiff<LibTorch<f32>>` (CPU), between flex and the peer, with libtorch's intra-op
+//! threads set to `--threads` as the peer's; the table gains a tch column and its ratio.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +50,7 @@ use std::time::Instant;
 use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Int, Tensor};
 use rayon::prelude::*;
 use serde_json::{json, Value};
@@ -57,6 +62,21 @@ use visage_train::{init_model, TrainConfig, Trainee};
 
 type B = Autodiff<Flex>;
 type I = Flex;
+#[cfg(feature = "tch")]
+type T = Autodiff<burn::backend::LibTorch<f32>>;
+
+/// `Some($f::<T>(args, device))` (Burn's LibTorch backend on the CPU) where the `tch`
+/// feature is compiled in, else `None` (of type `Option<$ty>`).
+macro_rules! on_tch {
+    ($ty:ty; $f:ident($($arg:expr),*)) => {{
+        #[cfg(feature = "tch")]
+        let v: Option<$ty> =
+            Some($f::<T>($($arg,)* burn::backend::libtorch::LibTorchDevice::Cpu));
+        #[cfg(not(feature = "tch"))]
+        let v: Option<$ty> = None;
+        v
+    }};
+}
 
 const ROWS: [&str; 6] = [
     "sphere4",
@@ -542,8 +562,12 @@ fn train_step_flops(config: &TrainConfig, classes: usize) -> f64 {
     n * 3.0 * 2.0 * macs + 6.0 * n * classes as f64 * d
 }
 
-fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value {
-    let device = Default::default();
+fn visage_train<B: AutodiffBackend>(
+    row: &TrainRow,
+    config: &TrainConfig,
+    bare_gflops: f64,
+    device: B::Device,
+) -> Value {
     let mut model: Trainee<B> = init_model(config, row.classes, &device).expect("init_model");
     let mut init = InitStats {
         path: Vec::new(),
@@ -643,9 +667,13 @@ fn visage_train(row: &TrainRow, config: &TrainConfig, bare_gflops: f64) -> Value
 // ----------------------------------------------------------------------------------------
 // Head rows.
 
-fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64) {
+fn visage_head<B: AutodiffBackend>(
+    classes: usize,
+    warmup: usize,
+    steps: usize,
+    device: B::Device,
+) -> (Value, f64, f64) {
     let (n, d) = (128usize, 512usize);
-    let device = Default::default();
     let config = HeadConfig::new(HeadKind::ArcFace);
     let (scale, margin) = match &config {
         HeadConfig::ArcFace(c) => (c.scale, c.margin),
@@ -653,7 +681,8 @@ fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64)
     };
     <B as Backend>::seed(&device, 0);
     let head: Head<B> = config.init(classes, d, &device).expect("head");
-    let x_inner = Tensor::<I, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
+    let x_inner =
+        Tensor::<B::InnerBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
     let labels =
         Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, classes as f64), &device);
     let weight = head.class_tensor().expect("class weights");
@@ -699,7 +728,7 @@ fn visage_head(classes: usize, warmup: usize, steps: usize) -> (Value, f64, f64)
             "median_s": med,
             "cpu_per_wall": cpu_per_wall,
             "gflops": gflops,
-            "bare": {"what": "flex matmul [N, d] x [d, C]", "seconds": mm, "gflops": mm_gflops,
+            "bare": {"what": "the backend's matmul [N, d] x [d, C]", "seconds": mm, "gflops": mm_gflops,
                      "ratio": gflops / mm_gflops},
         }),
         scale,
@@ -896,12 +925,23 @@ struct Row {
     unit: &'static str,
     higher_is_better: bool,
     visage: Value,
+    /// The same work on Burn's LibTorch backend (`tch` feature; train and head rows).
+    tch: Option<Value>,
     peer: Result<Value, String>,
 }
 
 impl Row {
     fn ratio(&self) -> Option<f64> {
-        let v = self.visage["value"].as_f64()?;
+        self.ratio_of(&self.visage)
+    }
+
+    fn tch_ratio(&self) -> Option<f64> {
+        self.ratio_of(self.tch.as_ref()?)
+    }
+
+    /// `side`'s speed over the peer's.
+    fn ratio_of(&self, side: &Value) -> Option<f64> {
+        let v = side["value"].as_f64()?;
         let p = self.peer.as_ref().ok()?["value"].as_f64()?;
         Some(if self.higher_is_better { v / p } else { p / v })
     }
@@ -916,6 +956,8 @@ impl Row {
             "peer": match &self.peer { Ok(v) => v.clone(), Err(_) => Value::Null },
             "peer_error": self.peer.as_ref().err(),
             "ratio_visage_speed_over_peer": self.ratio(),
+            "visage_tch": self.tch,
+            "ratio_visage_tch_speed_over_peer": self.tch_ratio(),
             "bare_ratio": self.visage["bare"]["ratio"],
         })
     }
@@ -934,7 +976,7 @@ fn fmt_value(v: Option<f64>, unit: &str) -> String {
     }
 }
 
-fn print_row(r: &Row, peer_available: bool) {
+fn print_row(r: &Row, peer_available: bool, tch: bool) {
     let v = r.visage["value"].as_f64();
     let p = r.peer.as_ref().ok().and_then(|p| p["value"].as_f64());
     let visage_cell = match r.visage["error"].as_str() {
@@ -944,8 +986,17 @@ fn print_row(r: &Row, peer_available: bool) {
     let bare = r.visage["bare"]["ratio"]
         .as_f64()
         .map_or("-".into(), |b| format!("{b:.2}"));
+    let tch_cells = if tch {
+        format!(
+            " {} | {} |",
+            fmt_value(r.tch.as_ref().and_then(|t| t["value"].as_f64()), r.unit),
+            r.tch_ratio().map_or("-".into(), |x| format!("{x:.2}"))
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "| {} | {} | {} | {} | {} |",
+        "| {} | {} | {} | {} |{} {} |",
         r.work,
         match &r.peer {
             Ok(_) => fmt_value(p, r.unit),
@@ -955,6 +1006,7 @@ fn print_row(r: &Row, peer_available: bool) {
         },
         visage_cell,
         r.ratio().map_or("-".into(), |x| format!("{x:.2}")),
+        tch_cells,
         bare
     );
 }
@@ -990,6 +1042,16 @@ fn main() {
         Err(e) => format!("no peer: {e}"),
     };
     let rayon_threads = rayon::current_num_threads();
+    // libtorch's intra-op threads, as the peer's `torch.set_num_threads`.
+    #[cfg(feature = "tch")]
+    tch::set_num_threads(o.threads as i32);
+    #[cfg(feature = "tch")]
+    let tch_threads: Option<i32> = Some(tch::get_num_threads());
+    #[cfg(not(feature = "tch"))]
+    let tch_threads: Option<i32> = None;
+    if let Some(t) = tch_threads {
+        eprintln!("visage tch: Autodiff<LibTorch<f32>> on the CPU, {t} intra-op threads");
+    }
     eprintln!(
         "bench compare ({}) on {} ({} logical CPUs); visage: flex + autodiff, release, {} rayon threads; {}",
         if o.quick { "quick" } else { "full" },
@@ -1014,13 +1076,23 @@ fn main() {
             "[{}] visage: {} warm-up + {} timed steps",
             row.id, row.warmup, row.steps
         );
-        let visage = visage_train(&row, &config, bare);
+        let visage = visage_train::<B>(&row, &config, bare, device.clone());
         eprintln!(
             "[{}] visage {} (CPU time / wall time {:.2})",
             row.id,
             fmt_value(visage["value"].as_f64(), "images/s"),
             visage["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
         );
+        // tch's bare ratio is also against flex's 1024^3 matmul (one baseline per row).
+        let tch = on_tch!(Value; visage_train(&row, &config, bare));
+        if let Some(t) = &tch {
+            eprintln!(
+                "[{}] visage tch {} (CPU time / wall time {:.2})",
+                row.id,
+                fmt_value(t["value"].as_f64(), "images/s"),
+                t["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
         let spec = train_spec(&row, &config, o.threads);
         let peer_result = match &peer {
             Ok(p) => p.run(&spec).map(|mut v| {
@@ -1067,6 +1139,7 @@ fn main() {
             unit: "images/s",
             higher_is_better: true,
             visage,
+            tch,
             peer: peer_result,
         });
     }
@@ -1082,11 +1155,16 @@ fn main() {
             (true, _) => (1, 2),
         };
         eprintln!("[{id}] visage: {warmup} warm-up + {steps} timed");
-        let (visage, scale, margin) = visage_head(classes, warmup, steps);
+        let (visage, scale, margin) = visage_head::<B>(classes, warmup, steps, device.clone());
         eprintln!(
             "[{id}] visage {}",
             fmt_value(visage["value"].as_f64(), "ms")
         );
+        let tch =
+            on_tch!((Value, f64, f64); visage_head(classes, warmup, steps)).map(|(t, _, _)| t);
+        if let Some(t) = &tch {
+            eprintln!("[{id}] visage tch {}", fmt_value(t["value"].as_f64(), "ms"));
+        }
         let spec = json!({"kind": "head", "threads": o.threads, "n": 128, "dim": 512,
                           "classes": classes, "scale": scale, "margin": margin,
                           "warmup": warmup, "steps": steps, "seed": 0});
@@ -1112,6 +1190,7 @@ fn main() {
             unit: "ms",
             higher_is_better: false,
             visage,
+            tch,
             peer: peer_result,
         });
     }
@@ -1196,6 +1275,7 @@ fn main() {
             unit: "s",
             higher_is_better: false,
             visage,
+            tch: None,
             peer: peer_result,
         });
     }
@@ -1228,15 +1308,25 @@ fn main() {
         load_end
     );
     println!();
+    let (tch_head, tch_rule) = match tch_threads {
+        Some(t) => (
+            format!(" visage (tch, LibTorch CPU, {t} threads) | tch speed / peer |"),
+            "---|---|",
+        ),
+        None => (String::new(), ""),
+    };
     println!(
-        "| work | {peer_name} | visage (flex, release, {rayon_threads} threads) | visage speed / peer | visage / bare GEMM |"
+        "| work | {peer_name} | visage (flex, release, {rayon_threads} threads) | visage speed / peer |{tch_head} visage / bare GEMM |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|{tch_rule}---|");
     for r in &rows {
-        print_row(r, peer.is_ok());
+        print_row(r, peer.is_ok(), tch_threads.is_some());
     }
     println!();
     println!("visage speed / peer: images/s over images/s, or the peer's time over visage's (> 1: visage is faster).");
+    if tch_threads.is_some() {
+        println!("tch: the same visage code on burn-tch (Autodiff<LibTorch<f32>>, CPU); its speed / peer likewise. The bare-GEMM column is flex's.");
+    }
     println!("visage / bare GEMM: the row's counted FLOP/s over a bare GEMM's in the same run (train: flex 1024^3 matmul; head: flex [N,d]x[d,C] matmul; search: tiled matrixmultiply sgemm).");
     if let Err(e) = &peer {
         println!("peer rows missing: {e}");
@@ -1251,6 +1341,7 @@ fn main() {
         "wall_seconds": started.elapsed().as_secs_f64(),
         "visage": {
             "backend": "burn flex (Autodiff<Flex>), burn 0.21",
+            "tch": tch_threads.map(|t| json!({"backend": "burn-tch (Autodiff<LibTorch<f32>>, LibTorchDevice::Cpu), burn 0.21, tch 0.22", "intra_op_threads": t})),
             "profile": "bench (release)",
             "rayon_threads": rayon_threads,
             "git_commit": Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo_root()).output().ok()

@@ -40,6 +40,9 @@ pub enum BackendKind {
     Wgpu,
     /// CUDA (needs the NVIDIA driver at run time).
     Cuda,
+    /// Burn's LibTorch backend on the CPU (feature `tch`, off by default: libtorch at build
+    /// and run time).
+    Tch,
 }
 
 impl BackendKind {
@@ -50,6 +53,7 @@ impl BackendKind {
             BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
+            BackendKind::Tch => "tch",
         }
     }
 
@@ -60,6 +64,7 @@ impl BackendKind {
             BackendKind::Flex => cfg!(feature = "flex"),
             BackendKind::Wgpu => cfg!(feature = "wgpu"),
             BackendKind::Cuda => cfg!(feature = "cuda"),
+            BackendKind::Tch => cfg!(feature = "tch"),
         }
     }
 
@@ -152,6 +157,10 @@ pub fn dispatch<J: BackendJob>(kind: BackendKind, job: J) -> Result<J::Output, D
         BackendKind::Cuda => {
             job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default())
         }
+        #[cfg(feature = "tch")]
+        BackendKind::Tch => job.run::<burn::backend::Autodiff<burn::backend::LibTorch<f32>>>(
+            burn::backend::libtorch::LibTorchDevice::Cpu,
+        ),
         #[allow(unreachable_patterns)]
         _ => unreachable!("checked by BackendKind::compiled"),
     };

@@ -49,7 +49,7 @@ enum Precision {
 
 fn precision(kind: BackendKind) -> Precision {
     match kind {
-        BackendKind::Ndarray | BackendKind::Flex => Precision::Cpu,
+        BackendKind::Ndarray | BackendKind::Flex | BackendKind::Tch => Precision::Cpu,
         BackendKind::Wgpu => Precision::Shader,
         BackendKind::Cuda => Precision::Tf32,
     }
