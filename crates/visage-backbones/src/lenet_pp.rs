@@ -61,7 +61,7 @@ impl<B: Backend> ConvPRelu<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.conv.forward(x))
+        self.prelu.forward(crate::ops::conv2d(&self.conv, x))
     }
 }
 
