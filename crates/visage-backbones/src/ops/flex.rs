@@ -97,15 +97,16 @@ fn valid_range(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, 
     (lo.min(hi), hi)
 }
 
-/// im2col of one image `x` `[cin, h, w]` into `col` `[cin * kh * kw, ho * wo]`.
-fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+/// im2col of one image `x` `[cin, h, w]` into the columns `off..off + ho * wo` of `col`
+/// `[cin * kh * kw, ld]`.
+fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
     let p = g.p();
     for c in 0..g.cin {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
             let (oy0, oy1) = g.oy_range(ki);
             for kj in 0..g.kw {
-                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * p..][..p];
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
                 for oy in 0..g.ho {
                     let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
@@ -131,15 +132,16 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// col2im of `col` `[cin * kh * kw, ho * wo]`, added into one image `dx` `[cin, h, w]`.
-fn col2im_add(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
+/// col2im of the columns `off..off + ho * wo` of `col` `[cin * kh * kw, ld]`, added into
+/// one image `dx` `[cin, h, w]`.
+fn col2im_add(g: &ConvGeom, col: &[f32], ld: usize, off: usize, dx: &mut [f32]) {
     let p = g.p();
     for c in 0..g.cin {
         let dxc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
             let (oy0, oy1) = g.oy_range(ki);
             for kj in 0..g.kw {
-                let row = &col[((c * g.kh + ki) * g.kw + kj) * p..][..p];
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
                 if ox0 >= ox1 {
                     continue;
@@ -209,15 +211,26 @@ fn sgemm(
     }
 }
 
-/// Per-task accumulators of the conv backward.
+/// Per-task accumulators and buffers of the conv backward.
 struct ConvAcc {
     dw: Vec<f32>,
     db: Vec<f64>,
+    /// `[k, bs * p]`: the block's im2col, then its column gradients.
     col: Vec<f32>,
+    /// `[cout, bs * p]`: the block's output gradients, images side by side.
+    gcat: Vec<f32>,
 }
+
+/// Output positions per GEMM: images are taken in blocks of `bs` so that the GEMMs of
+/// small maps (2x2 at sphere4's last stage) still have a wide inner dimension.
+const CONV_BLOCK_COLUMNS: usize = 1024;
 
 /// The conv backward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
 /// `g` `[n, cout, ho, wo]`; returns the input, weight and bias gradients asked for.
+///
+/// The batch is cut into blocks of `bs` images, blocks spread over rayon's threads; per
+/// block, with `G` the block's output gradients `[cout, bs * p]`, `X` its im2col
+/// `[k, bs * p]`: `dW += G X^T`, `dX = col2im(W^T G)`, `db += row sums of G`.
 #[allow(clippy::type_complexity)]
 pub(crate) fn conv2d_backward_f32(
     geom: &ConvGeom,
@@ -231,6 +244,9 @@ pub(crate) fn conv2d_backward_f32(
     let [need_x, need_w, need_b] = need;
     let x_img = gm.cin * gm.h * gm.w;
     let g_img = gm.cout * p;
+    let chunk = per_task(gm.n);
+    let bs = CONV_BLOCK_COLUMNS.div_ceil(p.max(1)).clamp(1, chunk);
+    let blocks = gm.n.div_ceil(bs);
     let init = || ConvAcc {
         dw: if need_w {
             vec![0.0; gm.cout * k]
@@ -242,23 +258,74 @@ pub(crate) fn conv2d_backward_f32(
         } else {
             Vec::new()
         },
-        col: vec![0.0; k * p],
+        col: if need_w || need_x {
+            vec![0.0; k * bs * p]
+        } else {
+            Vec::new()
+        },
+        gcat: vec![0.0; gm.cout * bs * p],
     };
-    let one = |mut acc: ConvAcc, b: usize, dx: Option<&mut [f32]>| -> ConvAcc {
-        let gb = &g[b * g_img..(b + 1) * g_img];
+    let one = |mut acc: ConvAcc, blk: usize, dx: Option<&mut [f32]>| -> ConvAcc {
+        let b0 = blk * bs;
+        let nb = bs.min(gm.n - b0);
+        let cols = nb * p;
+        // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
+        for j in 0..nb {
+            let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
+            for o in 0..gm.cout {
+                acc.gcat[o * cols + j * p..o * cols + (j + 1) * p]
+                    .copy_from_slice(&gb[o * p..(o + 1) * p]);
+            }
+        }
+        let gcat = &acc.gcat[..gm.cout * cols];
         if need_w {
-            im2col(&gm, &x[b * x_img..(b + 1) * x_img], &mut acc.col);
-            // dW (cout x k) += g_b (cout x p) * col^T (p x k)
-            sgemm(gm.cout, k, p, &mut acc.dw, true, gb, 1, p, &acc.col, p, 1);
+            for j in 0..nb {
+                let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                im2col(&gm, xb, &mut acc.col, cols, j * p);
+            }
+            // dW (cout x k) += G (cout x cols) * X^T (cols x k)
+            sgemm(
+                gm.cout,
+                k,
+                cols,
+                &mut acc.dw,
+                true,
+                gcat,
+                1,
+                cols,
+                &acc.col,
+                cols,
+                1,
+            );
         }
         if let Some(dx) = dx {
-            // dcol (k x p) = W^T (k x cout) * g_b (cout x p)
-            sgemm(k, p, gm.cout, &mut acc.col, false, w, k, 1, gb, 1, p);
-            col2im_add(&gm, &acc.col, dx);
+            // dX (k x cols) = W^T (k x cout) * G (cout x cols)
+            sgemm(
+                k,
+                cols,
+                gm.cout,
+                &mut acc.col,
+                false,
+                w,
+                k,
+                1,
+                gcat,
+                1,
+                cols,
+            );
+            for j in 0..nb {
+                col2im_add(
+                    &gm,
+                    &acc.col,
+                    cols,
+                    j * p,
+                    &mut dx[j * x_img..(j + 1) * x_img],
+                );
+            }
         }
         if need_b {
             for (o, d) in acc.db.iter_mut().enumerate() {
-                *d += gb[o * p..(o + 1) * p]
+                *d += gcat[o * cols..(o + 1) * cols]
                     .iter()
                     .map(|&v| v as f64)
                     .sum::<f64>();
@@ -275,7 +342,7 @@ pub(crate) fn conv2d_backward_f32(
         }
         a
     };
-    let chunk = per_task(gm.n);
+    let min_blocks = (chunk / bs).max(1);
     let mut dx = if need_x {
         Some(vec![0.0f32; gm.n * x_img])
     } else {
@@ -283,15 +350,15 @@ pub(crate) fn conv2d_backward_f32(
     };
     let acc = match dx.as_mut() {
         Some(dx) if x_img > 0 => dx
-            .par_chunks_mut(x_img)
+            .par_chunks_mut(bs * x_img)
             .enumerate()
-            .with_min_len(chunk)
-            .fold(init, |acc, (b, dxb)| one(acc, b, Some(dxb)))
+            .with_min_len(min_blocks)
+            .fold(init, |acc, (blk, dxb)| one(acc, blk, Some(dxb)))
             .reduce_with(merge),
-        _ => (0..gm.n)
+        _ => (0..blocks)
             .into_par_iter()
-            .with_min_len(chunk)
-            .fold(init, |acc, b| one(acc, b, None))
+            .with_min_len(min_blocks)
+            .fold(init, |acc, blk| one(acc, blk, None))
             .reduce_with(merge),
     }
     .unwrap_or_else(init);
