@@ -321,6 +321,7 @@ fn conv2d_large_batch_matches_f64_reference() {
 
 /// The f64 reference gradients against central differences of the f64 forward.
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn conv_reference_gradients_match_finite_differences() {
     let c = ConvCase {
         n: 2,

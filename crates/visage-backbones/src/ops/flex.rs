@@ -551,8 +551,8 @@ pub(crate) fn prelu_backward_f32(
     need: [bool; 2],
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
     let [need_x, need_a] = need;
-    let img = if n == 0 { 0 } else { x.len() / n };
-    let inner = if c == 0 { 0 } else { img / c };
+    let img = x.len().checked_div(n).unwrap_or(0);
+    let inner = img.checked_div(c).unwrap_or(0);
     let one = |mut da: Vec<f64>, b: usize, dx: Option<&mut [f32]>| {
         let xb = &x[b * img..(b + 1) * img];
         let gb = &g[b * img..(b + 1) * img];
