@@ -61,7 +61,7 @@ impl<B: Backend> ConvPRelu<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.conv.forward(x))
+        crate::ops::prelu(&self.prelu, crate::ops::conv2d(&self.conv, x))
     }
 }
 
@@ -168,6 +168,6 @@ impl<B: Backend> LeNetPP<B> {
             };
         }
         let x: Tensor<B, 2> = x.flatten(1, 3);
-        self.prelu.forward(self.fc.forward(x))
+        crate::ops::prelu(&self.prelu, self.fc.forward(x))
     }
 }

@@ -18,6 +18,7 @@ mod init;
 pub mod iresnet;
 pub mod lenet_pp;
 pub mod mobilefacenet;
+pub mod ops;
 pub mod pytorch_import;
 pub mod sphere_net;
 pub mod torch_file;

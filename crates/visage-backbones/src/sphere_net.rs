@@ -82,7 +82,7 @@ impl<B: Backend> SphereConv<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H / stride, W / stride]` (rounded up).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.conv.forward(x))
+        crate::ops::prelu(&self.prelu, crate::ops::conv2d(&self.conv, x))
     }
 }
 

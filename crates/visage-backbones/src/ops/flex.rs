@@ -1,0 +1,683 @@
+//! The `Autodiff<Flex>` kernels of [`super::conv2d`] and [`super::prelu`] (f32, contiguous
+//! row-major buffers, rayon over the batch).
+
+use std::any::TypeId;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::{Autodiff, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::{PRelu, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::{ConvOptions, ModuleOps};
+use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
+use burn_flex::FlexTensor;
+use rayon::prelude::*;
+
+use super::cast;
+
+type Ad = Autodiff<Flex>;
+type AdPrim = burn::tensor::ops::FloatTensor<Ad>;
+
+fn is_ad_flex<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<Ad>()
+}
+
+fn to_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> AdPrim {
+    let t: Tensor<Ad, D> = cast(t).unwrap_or_else(|_| unreachable!("checked B == Autodiff<Flex>"));
+    t.into_primitive().tensor()
+}
+
+fn from_prim<B: Backend, const D: usize>(p: AdPrim) -> Tensor<B, D> {
+    let t = Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(p));
+    cast(t).unwrap_or_else(|_| unreachable!("checked B == Autodiff<Flex>"))
+}
+
+/// A contiguous f32 tensor of `shape` from `data`.
+fn flex_f32(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(data, Shape::from(shape.to_vec())))
+}
+
+/// Images handed to one rayon task (a few per thread, for balance on a busy machine).
+fn per_task(n: usize) -> usize {
+    n.div_ceil(2 * rayon::current_num_threads()).max(1)
+}
+
+// ---------------------------------------------------------------------------------------
+// conv2d
+// ---------------------------------------------------------------------------------------
+
+/// Geometry of a groups-1, dilation-1 2-D convolution with symmetric padding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvGeom {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvGeom {
+    fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+    /// Output columns `ox` whose input column `ox * sw + kj - pw` lies in `0..w`.
+    fn ox_range(&self, kj: usize) -> (usize, usize) {
+        valid_range(self.wo, self.sw, kj, self.pw, self.w)
+    }
+    fn oy_range(&self, ki: usize) -> (usize, usize) {
+        valid_range(self.ho, self.sh, ki, self.ph, self.h)
+    }
+}
+
+/// `o` in `lo..hi` (within `0..out`) such that `0 <= o * s + k - p < len`.
+fn valid_range(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, usize) {
+    // o * s + k >= p  <=>  o >= ceil((p - k) / s)
+    let lo = if p > k { (p - k).div_ceil(s) } else { 0 };
+    // o * s + k - p <= len - 1  <=>  o <= (len - 1 + p - k) / s
+    let hi = if len + p > k {
+        ((len - 1 + p - k) / s + 1).min(out)
+    } else {
+        0
+    };
+    (lo.min(hi), hi)
+}
+
+/// im2col of one image `x` `[cin, h, w]` into the columns `off..off + ho * wo` of `col`
+/// `[cin * kh * kw, ld]`.
+fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
+    let p = g.p();
+    for c in 0..g.cin {
+        let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            let (oy0, oy1) = g.oy_range(ki);
+            for kj in 0..g.kw {
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
+                let (ox0, ox1) = g.ox_range(kj);
+                for oy in 0..g.ho {
+                    let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
+                    if oy < oy0 || oy >= oy1 || ox0 >= ox1 {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let iy = oy * g.sh + ki - g.ph;
+                    let xr = &xc[iy * g.w..(iy + 1) * g.w];
+                    out[..ox0].fill(0.0);
+                    out[ox1..].fill(0.0);
+                    let ix0 = ox0 * g.sw + kj - g.pw;
+                    if g.sw == 1 {
+                        out[ox0..ox1].copy_from_slice(&xr[ix0..ix0 + (ox1 - ox0)]);
+                    } else {
+                        for (o, v) in out[ox0..ox1].iter_mut().enumerate() {
+                            *v = xr[ix0 + o * g.sw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// col2im of the columns `off..off + ho * wo` of `col` `[cin * kh * kw, ld]`, added into
+/// one image `dx` `[cin, h, w]`.
+fn col2im_add(g: &ConvGeom, col: &[f32], ld: usize, off: usize, dx: &mut [f32]) {
+    let p = g.p();
+    for c in 0..g.cin {
+        let dxc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ki in 0..g.kh {
+            let (oy0, oy1) = g.oy_range(ki);
+            for kj in 0..g.kw {
+                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
+                let (ox0, ox1) = g.ox_range(kj);
+                if ox0 >= ox1 {
+                    continue;
+                }
+                for oy in oy0..oy1 {
+                    let src = &row[oy * g.wo + ox0..oy * g.wo + ox1];
+                    let iy = oy * g.sh + ki - g.ph;
+                    let ix0 = ox0 * g.sw + kj - g.pw;
+                    let dr = &mut dxc[iy * g.w..(iy + 1) * g.w];
+                    if g.sw == 1 {
+                        for (d, s) in dr[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                            *d += s;
+                        }
+                    } else {
+                        for (o, s) in src.iter().enumerate() {
+                            dr[ix0 + o * g.sw] += s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, strides in elements (column, row).
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_cs: usize,
+    lhs_rs: usize,
+    rhs: &[f32],
+    rhs_cs: usize,
+    rhs_rs: usize,
+) {
+    assert!(dst.len() >= m * n);
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices;
+    // dst does not alias lhs or rhs (a `&mut` and two `&`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// Per-task accumulators and buffers of the conv backward.
+struct ConvAcc {
+    dw: Vec<f32>,
+    db: Vec<f64>,
+    /// `[k, bs * p]`: the block's im2col, then its column gradients.
+    col: Vec<f32>,
+    /// `[cout, bs * p]`: the block's output gradients, images side by side.
+    gcat: Vec<f32>,
+}
+
+/// Output positions per GEMM: images are taken in blocks of `bs` so that the GEMMs of
+/// small maps (2x2 at sphere4's last stage) still have a wide inner dimension.
+const CONV_BLOCK_COLUMNS: usize = 1024;
+
+/// The conv backward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
+/// `g` `[n, cout, ho, wo]`; returns the input, weight and bias gradients asked for.
+///
+/// The batch is cut into blocks of `bs` images, blocks spread over rayon's threads; per
+/// block, with `G` the block's output gradients `[cout, bs * p]`, `X` its im2col
+/// `[k, bs * p]`: `dW += G X^T`, `dX = col2im(W^T G)`, `db += row sums of G`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn conv2d_backward_f32(
+    geom: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    need: [bool; 3],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let gm = *geom;
+    let (k, p) = (gm.k(), gm.p());
+    let [need_x, need_w, need_b] = need;
+    let x_img = gm.cin * gm.h * gm.w;
+    let g_img = gm.cout * p;
+    let chunk = per_task(gm.n);
+    let bs = CONV_BLOCK_COLUMNS.div_ceil(p.max(1)).clamp(1, chunk);
+    let blocks = gm.n.div_ceil(bs);
+    let init = || ConvAcc {
+        dw: if need_w {
+            vec![0.0; gm.cout * k]
+        } else {
+            Vec::new()
+        },
+        db: if need_b {
+            vec![0.0; gm.cout]
+        } else {
+            Vec::new()
+        },
+        col: if need_w || need_x {
+            vec![0.0; k * bs * p]
+        } else {
+            Vec::new()
+        },
+        gcat: vec![0.0; gm.cout * bs * p],
+    };
+    let one = |mut acc: ConvAcc, blk: usize, dx: Option<&mut [f32]>| -> ConvAcc {
+        let b0 = blk * bs;
+        let nb = bs.min(gm.n - b0);
+        let cols = nb * p;
+        // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
+        for j in 0..nb {
+            let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
+            for o in 0..gm.cout {
+                acc.gcat[o * cols + j * p..o * cols + (j + 1) * p]
+                    .copy_from_slice(&gb[o * p..(o + 1) * p]);
+            }
+        }
+        let gcat = &acc.gcat[..gm.cout * cols];
+        if need_w {
+            for j in 0..nb {
+                let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                im2col(&gm, xb, &mut acc.col, cols, j * p);
+            }
+            // dW (cout x k) += G (cout x cols) * X^T (cols x k)
+            sgemm(
+                gm.cout,
+                k,
+                cols,
+                &mut acc.dw,
+                true,
+                gcat,
+                1,
+                cols,
+                &acc.col,
+                cols,
+                1,
+            );
+        }
+        if let Some(dx) = dx {
+            // dX (k x cols) = W^T (k x cout) * G (cout x cols)
+            sgemm(
+                k,
+                cols,
+                gm.cout,
+                &mut acc.col,
+                false,
+                w,
+                k,
+                1,
+                gcat,
+                1,
+                cols,
+            );
+            for j in 0..nb {
+                col2im_add(
+                    &gm,
+                    &acc.col,
+                    cols,
+                    j * p,
+                    &mut dx[j * x_img..(j + 1) * x_img],
+                );
+            }
+        }
+        if need_b {
+            for (o, d) in acc.db.iter_mut().enumerate() {
+                *d += gcat[o * cols..(o + 1) * cols]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum::<f64>();
+            }
+        }
+        acc
+    };
+    let merge = |mut a: ConvAcc, b: ConvAcc| {
+        for (x, y) in a.dw.iter_mut().zip(&b.dw) {
+            *x += y;
+        }
+        for (x, y) in a.db.iter_mut().zip(&b.db) {
+            *x += y;
+        }
+        a
+    };
+    let min_blocks = (chunk / bs).max(1);
+    let mut dx = if need_x {
+        Some(vec![0.0f32; gm.n * x_img])
+    } else {
+        None
+    };
+    let acc = match dx.as_mut() {
+        Some(dx) if x_img > 0 => dx
+            .par_chunks_mut(bs * x_img)
+            .enumerate()
+            .with_min_len(min_blocks)
+            .fold(init, |acc, (blk, dxb)| one(acc, blk, Some(dxb)))
+            .reduce_with(merge),
+        _ => (0..blocks)
+            .into_par_iter()
+            .with_min_len(min_blocks)
+            .fold(init, |acc, blk| one(acc, blk, None))
+            .reduce_with(merge),
+    }
+    .unwrap_or_else(init);
+    (
+        dx,
+        need_w.then_some(acc.dw),
+        need_b.then(|| acc.db.iter().map(|&v| v as f32).collect()),
+    )
+}
+
+#[derive(Debug)]
+struct ConvBias;
+#[derive(Debug)]
+struct ConvNoBias;
+
+type ConvState = (NodeId, NodeId, ConvGeom);
+
+/// Runs the backward of a conv node and registers the gradients of its tracked parents.
+fn conv_backward<const N: usize>(
+    ops: Ops<ConvState, N>,
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) {
+    let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+    let parents = &ops.parents;
+    let (x_id, w_id, geom) = ops.state;
+    let x = checkpointer
+        .retrieve_node_output::<FlexTensor>(x_id)
+        .to_contiguous();
+    let w = checkpointer
+        .retrieve_node_output::<FlexTensor>(w_id)
+        .to_contiguous();
+    let need_b = parents.len() == 3 && parents[2].is_some();
+    let need = [parents[0].is_some(), parents[1].is_some(), need_b];
+    let (dx, dw, db) = conv2d_backward_f32(
+        &geom,
+        x.storage::<f32>(),
+        w.storage::<f32>(),
+        grad.storage::<f32>(),
+        need,
+    );
+    if let (Some(node), Some(dx)) = (&parents[0], dx) {
+        grads.register::<Flex>(node.id, flex_f32(dx, &[geom.n, geom.cin, geom.h, geom.w]));
+    }
+    if let (Some(node), Some(dw)) = (&parents[1], dw) {
+        grads.register::<Flex>(
+            node.id,
+            flex_f32(dw, &[geom.cout, geom.cin, geom.kh, geom.kw]),
+        );
+    }
+    if let (Some(Some(node)), Some(db)) = (parents.get(2), db) {
+        grads.register::<Flex>(node.id, flex_f32(db, &[geom.cout]));
+    }
+}
+
+impl Backward<Flex, 3> for ConvBias {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        conv_backward(ops, grads, ck);
+    }
+}
+
+impl Backward<Flex, 2> for ConvNoBias {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        conv_backward(ops, grads, ck);
+    }
+}
+
+/// The conv on `Autodiff<Flex>`, or `x` back when `B` is another backend or the conv is
+/// outside what the kernel covers (groups, dilation, asymmetric or "same" padding, not f32).
+pub(super) fn conv2d<B: Backend>(
+    conv: &Conv2d<B>,
+    x: Tensor<B, 4>,
+) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
+    if !is_ad_flex::<B>() || conv.groups != 1 || conv.dilation != [1, 1] {
+        return Err(x);
+    }
+    let (ph, pw) = match conv.padding {
+        PaddingConfig2d::Valid => (0, 0),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            (top, left)
+        }
+        _ => return Err(x),
+    };
+    let weight = conv.weight.val();
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return Err(x);
+    }
+    let [n, cin, h, w] = x.dims();
+    let [cout, wcin, kh, kw] = weight.dims();
+    let [sh, sw] = conv.stride;
+    if wcin != cin || h + 2 * ph < kh || w + 2 * pw < kw || sh == 0 || sw == 0 {
+        return Err(x); // Burn's op reports the error
+    }
+    let geom = ConvGeom {
+        n,
+        cin,
+        h,
+        w,
+        cout,
+        kh,
+        kw,
+        sh,
+        sw,
+        ph,
+        pw,
+        ho: (h + 2 * ph - kh) / sh + 1,
+        wo: (w + 2 * pw - kw) / sw + 1,
+    };
+    let options = ConvOptions::new([sh, sw], [ph, pw], [1, 1], 1);
+    let x = to_prim(x);
+    let weight = to_prim(weight);
+    let out = match conv.bias.as_ref().map(|b| to_prim(b.val())) {
+        Some(bias) => match ConvBias
+            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let xs = prep.checkpoint(&x);
+                let ws = prep.checkpoint(&weight);
+                prep.finish(
+                    (xs, ws, geom),
+                    Flex::conv2d(x.primitive, weight.primitive, Some(bias.primitive), options),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
+                x.primitive,
+                weight.primitive,
+                Some(bias.primitive),
+                options,
+            )),
+        },
+        None => match ConvNoBias
+            .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let xs = prep.checkpoint(&x);
+                let ws = prep.checkpoint(&weight);
+                prep.finish(
+                    (xs, ws, geom),
+                    Flex::conv2d(x.primitive, weight.primitive, None, options),
+                )
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::conv2d(x.primitive, weight.primitive, None, options))
+            }
+        },
+    };
+    Ok(from_prim(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// PReLU
+// ---------------------------------------------------------------------------------------
+
+/// PReLU forward on `x` seen as `[n, c, inner]` with `alpha` of length `c` or 1.
+pub(crate) fn prelu_forward_f32(x: &[f32], alpha: &[f32], n: usize, c: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    if x.is_empty() {
+        return y;
+    }
+    let img = x.len() / n;
+    let inner = img / c;
+    y.par_chunks_mut(img)
+        .zip(x.par_chunks(img))
+        .with_min_len(per_task(n))
+        .for_each(|(yb, xb)| {
+            for ch in 0..c {
+                let a = alpha[if alpha.len() == 1 { 0 } else { ch }];
+                let r = ch * inner..(ch + 1) * inner;
+                for (yv, &xv) in yb[r.clone()].iter_mut().zip(&xb[r]) {
+                    *yv = if xv < 0.0 { a * xv } else { xv };
+                }
+            }
+        });
+    y
+}
+
+/// PReLU backward: `dx` (when asked) and `dalpha` (length of `alpha`, when asked).
+pub(crate) fn prelu_backward_f32(
+    x: &[f32],
+    alpha: &[f32],
+    g: &[f32],
+    n: usize,
+    c: usize,
+    need: [bool; 2],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>) {
+    let [need_x, need_a] = need;
+    let img = x.len().checked_div(n).unwrap_or(0);
+    let inner = img.checked_div(c).unwrap_or(0);
+    let one = |mut da: Vec<f64>, b: usize, dx: Option<&mut [f32]>| {
+        let xb = &x[b * img..(b + 1) * img];
+        let gb = &g[b * img..(b + 1) * img];
+        let mut dx = dx;
+        for ch in 0..c {
+            let ai = if alpha.len() == 1 { 0 } else { ch };
+            let a = alpha[ai];
+            let r = ch * inner..(ch + 1) * inner;
+            if let Some(dx) = dx.as_deref_mut() {
+                for ((d, &xv), &gv) in dx[r.clone()]
+                    .iter_mut()
+                    .zip(&xb[r.clone()])
+                    .zip(&gb[r.clone()])
+                {
+                    *d = if xv < 0.0 { a * gv } else { gv };
+                }
+            }
+            if need_a {
+                let s: f32 = xb[r.clone()]
+                    .iter()
+                    .zip(&gb[r])
+                    .map(|(&xv, &gv)| if xv < 0.0 { xv * gv } else { 0.0 })
+                    .sum();
+                da[ai] += s as f64;
+            }
+        }
+        da
+    };
+    let init = || vec![0.0f64; if need_a { alpha.len() } else { 0 }];
+    let merge = |mut a: Vec<f64>, b: Vec<f64>| {
+        for (x, y) in a.iter_mut().zip(&b) {
+            *x += y;
+        }
+        a
+    };
+    let chunk = per_task(n);
+    let mut dx = need_x.then(|| vec![0.0f32; x.len()]);
+    let da = match dx.as_mut() {
+        Some(dx) if img > 0 => dx
+            .par_chunks_mut(img)
+            .enumerate()
+            .with_min_len(chunk)
+            .fold(init, |acc, (b, d)| one(acc, b, Some(d)))
+            .reduce_with(merge),
+        _ => (0..n)
+            .into_par_iter()
+            .with_min_len(chunk)
+            .fold(init, |acc, b| one(acc, b, None))
+            .reduce_with(merge),
+    }
+    .unwrap_or_else(init);
+    (dx, need_a.then(|| da.iter().map(|&v| v as f32).collect()))
+}
+
+#[derive(Debug)]
+struct PReluOp;
+
+/// (x, alpha checkpoints, n, c).
+type PReluState = (NodeId, NodeId, usize, usize);
+
+impl Backward<Flex, 2> for PReluOp {
+    type State = PReluState;
+    fn backward(self, ops: Ops<PReluState, 2>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let [node_x, node_a] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let (x_id, a_id, n, c) = ops.state;
+        let x = ck.retrieve_node_output::<FlexTensor>(x_id).to_contiguous();
+        let alpha = ck.retrieve_node_output::<FlexTensor>(a_id).to_contiguous();
+        let shape = x.layout().shape().clone();
+        let (dx, da) = prelu_backward_f32(
+            x.storage::<f32>(),
+            alpha.storage::<f32>(),
+            grad.storage::<f32>(),
+            n,
+            c,
+            [node_x.is_some(), node_a.is_some()],
+        );
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+        }
+        if let (Some(node), Some(da)) = (node_a, da) {
+            let len = da.len();
+            grads.register::<Flex>(node.id, flex_f32(da, &[len]));
+        }
+    }
+}
+
+/// PReLU on `Autodiff<Flex>` (rank >= 2, channel dimension 1), or `x` back.
+pub(super) fn prelu<B: Backend, const D: usize>(
+    prelu: &PRelu<B>,
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_ad_flex::<B>() || D < 2 {
+        return Err(x);
+    }
+    let alpha = prelu.alpha.val();
+    let dims = x.dims();
+    let (n, c) = (dims[0], dims[1]);
+    let na = alpha.dims()[0];
+    if x.dtype() != DType::F32 || alpha.dtype() != DType::F32 || (na != 1 && na != c) || n == 0 {
+        return Err(x); // Burn's op reports a shape error
+    }
+    let x = to_prim(x);
+    let alpha = to_prim(alpha);
+    let run = |x: &FlexTensor, a: &FlexTensor| {
+        let xc = x.to_contiguous();
+        let ac = a.to_contiguous();
+        let y = prelu_forward_f32(xc.storage::<f32>(), ac.storage::<f32>(), n, c);
+        FlexTensor::from_data(TensorData::new(y, xc.layout().shape().clone()))
+    };
+    let out = match PReluOp
+        .prepare::<NoCheckpointing>([x.node.clone(), alpha.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let xs = prep.checkpoint(&x);
+            let as_ = prep.checkpoint(&alpha);
+            let y = run(&x.primitive, &alpha.primitive);
+            prep.finish((xs, as_, n, c), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            let y = run(&x.primitive, &alpha.primitive);
+            prep.finish(y)
+        }
+    };
+    Ok(from_prim(out))
+}

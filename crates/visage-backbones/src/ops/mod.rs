@@ -1,0 +1,85 @@
+//! The backbones' hot composite ops, with kernels of their own on the CPU training backend.
+//!
+//! Every function here keeps the `B: Backend` bound of the rest of the project. At run time,
+//! when `B` is `Autodiff<Flex>` (the CPU training backend) and the `fast-cpu` feature is on
+//! (default), the op runs as one autodiff node with a hand-written backward over the raw f32
+//! buffers (see `flex`); on every other backend (ndarray, plain flex for inference, wgpu, ...)
+//! it runs Burn's own composite ops, so the function computed is the same everywhere and
+//! only the summation order of the gradients differs.
+//!
+//! - [`conv2d`]: `Conv2d::forward`; the backward (input, weight and bias gradients) is one
+//!   batch-parallel pass: per image, im2col + one GEMM for the weight gradient, one GEMM +
+//!   col2im for the input gradient, a row sum for the bias (Burn's default runs the input
+//!   gradient as a serial per-image conv_transpose and the weight gradient as a conv over
+//!   permuted copies).
+//! - [`prelu`]: `PRelu::forward`; forward and backward in one pass each
+//!   (`dx = g` where `x >= 0`, `alpha g` where `x < 0`; `dalpha_c = sum of g x` where `x < 0`).
+//!
+//! `VISAGE_FAST_CPU=off` (or `conv`, `prelu`: only that op) switches the kernels off at run
+//! time, for A/B measurements.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::PRelu;
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+#[cfg(feature = "fast-cpu")]
+mod flex;
+
+/// Which fast kernels are on (`VISAGE_FAST_CPU`, read once).
+#[cfg(feature = "fast-cpu")]
+fn enabled(op: &str) -> bool {
+    use std::sync::OnceLock;
+    static SWITCH: OnceLock<String> = OnceLock::new();
+    let s = SWITCH.get_or_init(|| {
+        std::env::var("VISAGE_FAST_CPU")
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    });
+    match s.as_str() {
+        "" | "on" | "all" => true,
+        "off" | "none" | "0" => false,
+        list => list.split(',').any(|x| x.trim() == op),
+    }
+}
+
+/// Moves `a` into a `T` when `A` and `T` are the same type (a safe downcast).
+#[cfg(feature = "fast-cpu")]
+pub(crate) fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
+    use std::any::Any;
+    let mut slot = Some(a);
+    if let Some(t) = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {
+        return Ok(t.take().expect("filled above"));
+    }
+    Err(slot.expect("not taken"))
+}
+
+/// `conv.forward(x)`, with the batch-parallel fused backward on `Autodiff<Flex>`.
+///
+/// # Shapes
+/// - input `[N, C_in, H, W]`, output `[N, C_out, H_out, W_out]`.
+pub fn conv2d<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "fast-cpu")]
+    let x = match enabled("conv") {
+        true => match flex::conv2d(conv, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        false => x,
+    };
+    conv.forward(x)
+}
+
+/// `prelu.forward(x)` (channel dimension 1), with a one-pass forward and backward on
+/// `Autodiff<Flex>`.
+pub fn prelu<B: Backend, const D: usize>(prelu: &PRelu<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "fast-cpu")]
+    let x = match enabled("prelu") {
+        true => match flex::prelu(prelu, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        false => x,
+    };
+    prelu.forward(x)
+}

@@ -1,0 +1,469 @@
+//! `visage_backbones::ops` against float64 loops written here: the conv2d and PReLU forward
+//! values and their input / weight / bias / slope gradients, on `Autodiff<Flex>` (the
+//! hand-written kernels) and `Autodiff<NdArray>` (Burn's composite ops), on edge shapes.
+//! The f64 reference gradients are themselves checked against central finite differences of
+//! the f64 forward.
+
+use burn::backend::{Autodiff, Flex, NdArray};
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{PRelu, PReluConfig, PaddingConfig2d};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use visage_backbones::ops;
+
+type AdFlex = Autodiff<Flex>;
+type AdNd = Autodiff<NdArray>;
+
+/// Deterministic values in [-1, 1) (a 64-bit LCG), with a few exact zeros.
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|i| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            if i % 17 == 3 {
+                0.0
+            } else {
+                ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+            }
+        })
+        .collect()
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// The f32 values as f64 (the reference computes on exactly what the backend gets).
+fn rounded(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&x| x as f32 as f64).collect()
+}
+
+fn tensor<B: AutodiffBackend, const D: usize>(v: &[f64], shape: [usize; D]) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(to_f32(v), shape), &Default::default())
+}
+
+fn read<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().into_vec::<f64>().unwrap()
+}
+
+fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= rel * scale,
+            "{what}[{i}]: got {g}, want {w} (scale {scale})"
+        );
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ConvCase {
+    n: usize,
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+    bias: bool,
+    x_grad: bool,
+}
+
+impl ConvCase {
+    fn out(&self) -> [usize; 2] {
+        [
+            (self.h + 2 * self.pad[0] - self.k[0]) / self.stride[0] + 1,
+            (self.w + 2 * self.pad[1] - self.k[1]) / self.stride[1] + 1,
+        ]
+    }
+}
+
+/// f64 direct convolution: y[n,o,oy,ox] = b[o] + sum x[n,c,oy*s+ki-p,ox*s+kj-p] w[o,c,ki,kj].
+fn conv_ref(c: &ConvCase, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let [ho, wo] = c.out();
+    let mut y = vec![0.0; c.n * c.cout * ho * wo];
+    for n in 0..c.n {
+        for o in 0..c.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = if c.bias { b[o] } else { 0.0 };
+                    for ci in 0..c.cin {
+                        for ki in 0..c.k[0] {
+                            for kj in 0..c.k[1] {
+                                let iy = (oy * c.stride[0] + ki) as isize - c.pad[0] as isize;
+                                let ix = (ox * c.stride[1] + kj) as isize - c.pad[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                    continue;
+                                }
+                                let xv =
+                                    x[((n * c.cin + ci) * c.h + iy as usize) * c.w + ix as usize];
+                                let wv = w[((o * c.cin + ci) * c.k[0] + ki) * c.k[1] + kj];
+                                s += xv * wv;
+                            }
+                        }
+                    }
+                    y[((n * c.cout + o) * ho + oy) * wo + ox] = s;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// f64 gradients of sum(y * r): (dx, dw, db).
+fn conv_ref_grads(c: &ConvCase, x: &[f64], w: &[f64], r: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let [ho, wo] = c.out();
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; w.len()];
+    let mut db = vec![0.0; c.cout];
+    for n in 0..c.n {
+        for o in 0..c.cout {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let g = r[((n * c.cout + o) * ho + oy) * wo + ox];
+                    db[o] += g;
+                    for ci in 0..c.cin {
+                        for ki in 0..c.k[0] {
+                            for kj in 0..c.k[1] {
+                                let iy = (oy * c.stride[0] + ki) as isize - c.pad[0] as isize;
+                                let ix = (ox * c.stride[1] + kj) as isize - c.pad[1] as isize;
+                                if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                                    continue;
+                                }
+                                let xi = ((n * c.cin + ci) * c.h + iy as usize) * c.w + ix as usize;
+                                let wi = ((o * c.cin + ci) * c.k[0] + ki) * c.k[1] + kj;
+                                dx[xi] += g * w[wi];
+                                dw[wi] += g * x[xi];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw, db)
+}
+
+fn conv_module<B: AutodiffBackend>(c: &ConvCase, w: &[f64], b: &[f64]) -> Conv2d<B> {
+    let mut conv = Conv2dConfig::new([c.cin, c.cout], c.k)
+        .with_stride(c.stride)
+        .with_padding(PaddingConfig2d::Explicit(
+            c.pad[0], c.pad[1], c.pad[0], c.pad[1],
+        ))
+        .with_bias(c.bias)
+        .init::<B>(&Default::default());
+    conv.weight = Param::from_tensor(tensor(w, [c.cout, c.cin, c.k[0], c.k[1]]));
+    if c.bias {
+        conv.bias = Some(Param::from_tensor(tensor(b, [c.cout])));
+    }
+    conv
+}
+
+fn check_conv<B: AutodiffBackend>(c: ConvCase) {
+    let [ho, wo] = c.out();
+    let x = rounded(&values(c.n * c.cin * c.h * c.w, 1));
+    let w = rounded(&values(c.cout * c.cin * c.k[0] * c.k[1], 2));
+    let b = rounded(&values(c.cout, 3));
+    let r = rounded(&values(c.n * c.cout * ho * wo, 4));
+    let conv = conv_module::<B>(&c, &w, &b);
+    let mut xt = tensor::<B, 4>(&x, [c.n, c.cin, c.h, c.w]);
+    if c.x_grad {
+        xt = xt.require_grad();
+    }
+    let y = ops::conv2d(&conv, xt.clone());
+    assert_eq!(y.dims(), [c.n, c.cout, ho, wo], "{c:?}");
+    let loss = (y.clone() * tensor::<B, 4>(&r, [c.n, c.cout, ho, wo])).sum();
+    let grads = loss.backward();
+    let want_y = conv_ref(&c, &x, &w, &b);
+    let (want_dx, want_dw, want_db) = conv_ref_grads(&c, &x, &w, &r);
+    assert_close(&format!("y {c:?}"), &read(y), &want_y, 1e-5);
+    let dw = conv.weight.grad(&grads).expect("weight gradient");
+    assert_close(&format!("dw {c:?}"), &read(dw), &want_dw, 1e-5);
+    if c.bias {
+        let db = conv
+            .bias
+            .as_ref()
+            .unwrap()
+            .grad(&grads)
+            .expect("bias gradient");
+        assert_close(&format!("db {c:?}"), &read(db), &want_db, 1e-5);
+    }
+    match xt.grad(&grads) {
+        Some(dx) => {
+            assert!(c.x_grad);
+            assert_close(&format!("dx {c:?}"), &read(dx), &want_dx, 1e-5);
+        }
+        None => assert!(!c.x_grad, "no input gradient {c:?}"),
+    }
+}
+
+fn conv_cases() -> Vec<ConvCase> {
+    let base = ConvCase {
+        n: 3,
+        cin: 4,
+        cout: 5,
+        h: 9,
+        w: 7,
+        k: [3, 3],
+        stride: [1, 1],
+        pad: [1, 1],
+        bias: true,
+        x_grad: true,
+    };
+    vec![
+        base,
+        // batch 1, no bias
+        ConvCase {
+            n: 1,
+            bias: false,
+            ..base
+        },
+        // 1x1 kernel, no padding
+        ConvCase {
+            k: [1, 1],
+            pad: [0, 0],
+            ..base
+        },
+        // 1x1 kernel, stride 2 (IResNet's downsample)
+        ConvCase {
+            k: [1, 1],
+            pad: [0, 0],
+            stride: [2, 2],
+            ..base
+        },
+        // stride 2, padding 1 on odd and even sides (sphere's stage openers)
+        ConvCase {
+            stride: [2, 2],
+            ..base
+        },
+        ConvCase {
+            stride: [2, 2],
+            h: 8,
+            w: 6,
+            ..base
+        },
+        // 5x5 padding 2 (LeNets++), input gradient not asked (first layer)
+        ConvCase {
+            k: [5, 5],
+            pad: [2, 2],
+            x_grad: false,
+            ..base
+        },
+        // non-square kernel, mixed strides and paddings, no padding
+        ConvCase {
+            k: [3, 2],
+            stride: [2, 1],
+            pad: [0, 1],
+            ..base
+        },
+        ConvCase {
+            k: [3, 3],
+            pad: [0, 0],
+            ..base
+        },
+        // padding larger than the kernel reach at the borders
+        ConvCase {
+            k: [2, 2],
+            pad: [2, 2],
+            stride: [3, 3],
+            h: 5,
+            w: 4,
+            ..base
+        },
+        // one input channel, one output channel
+        ConvCase {
+            cin: 1,
+            cout: 1,
+            ..base
+        },
+    ]
+}
+
+#[test]
+fn conv2d_matches_f64_reference_on_flex_kernel() {
+    for c in conv_cases() {
+        check_conv::<AdFlex>(c);
+    }
+}
+
+#[test]
+fn conv2d_matches_f64_reference_on_ndarray() {
+    for c in conv_cases() {
+        check_conv::<AdNd>(c);
+    }
+}
+
+/// A batch larger than the rayon split, so that several tasks accumulate weight gradients.
+#[test]
+fn conv2d_large_batch_matches_f64_reference() {
+    let c = ConvCase {
+        n: 37,
+        cin: 3,
+        cout: 8,
+        h: 8,
+        w: 8,
+        k: [3, 3],
+        stride: [2, 2],
+        pad: [1, 1],
+        bias: true,
+        x_grad: true,
+    };
+    check_conv::<AdFlex>(c);
+    check_conv::<AdNd>(c);
+}
+
+/// The f64 reference gradients against central differences of the f64 forward.
+#[test]
+#[allow(clippy::needless_range_loop)]
+fn conv_reference_gradients_match_finite_differences() {
+    let c = ConvCase {
+        n: 2,
+        cin: 2,
+        cout: 3,
+        h: 5,
+        w: 4,
+        k: [3, 3],
+        stride: [2, 1],
+        pad: [1, 1],
+        bias: true,
+        x_grad: true,
+    };
+    let x = values(c.n * c.cin * c.h * c.w, 11);
+    let w = values(c.cout * c.cin * 9, 12);
+    let b = values(c.cout, 13);
+    let [ho, wo] = c.out();
+    let r = values(c.n * c.cout * ho * wo, 14);
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        conv_ref(&c, x, w, b)
+            .iter()
+            .zip(&r)
+            .map(|(y, r)| y * r)
+            .sum()
+    };
+    let (dx, dw, db) = conv_ref_grads(&c, &x, &w, &r);
+    let eps = 1e-6;
+    let fd = |v: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| {
+        let (mut a, mut b) = (v.to_vec(), v.to_vec());
+        a[i] += eps;
+        b[i] -= eps;
+        (f(&a) - f(&b)) / (2.0 * eps)
+    };
+    for i in 0..x.len() {
+        let g = fd(&x, i, &|v| loss(v, &w, &b));
+        assert!((g - dx[i]).abs() < 1e-6, "dx[{i}] {g} vs {}", dx[i]);
+    }
+    for i in 0..w.len() {
+        let g = fd(&w, i, &|v| loss(&x, v, &b));
+        assert!((g - dw[i]).abs() < 1e-6, "dw[{i}] {g} vs {}", dw[i]);
+    }
+    for i in 0..b.len() {
+        let g = fd(&b, i, &|v| loss(&x, &w, v));
+        assert!((g - db[i]).abs() < 1e-6, "db[{i}] {g} vs {}", db[i]);
+    }
+}
+
+/// f64 PReLU on `[n, c, inner]`: (y, dx, dalpha) of sum(y * r); Burn's convention at 0
+/// (`x < 0` takes the slope, so x = 0 passes the gradient through).
+fn prelu_ref(
+    x: &[f64],
+    a: &[f64],
+    r: &[f64],
+    n: usize,
+    c: usize,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let inner = x.len() / (n * c);
+    let mut y = vec![0.0; x.len()];
+    let mut dx = vec![0.0; x.len()];
+    let mut da = vec![0.0; a.len()];
+    for i in 0..x.len() {
+        let ch = (i / inner) % c;
+        let ai = if a.len() == 1 { 0 } else { ch };
+        if x[i] < 0.0 {
+            y[i] = a[ai] * x[i];
+            dx[i] = a[ai] * r[i];
+            da[ai] += r[i] * x[i];
+        } else {
+            y[i] = x[i];
+            dx[i] = r[i];
+        }
+    }
+    (y, dx, da)
+}
+
+fn check_prelu<B: AutodiffBackend, const D: usize>(shape: [usize; D], params: usize) {
+    let len: usize = shape.iter().product();
+    let x = rounded(&values(len, 21));
+    let r = rounded(&values(len, 22));
+    let a = rounded(&values(params, 23));
+    let mut p: PRelu<B> = PReluConfig::new()
+        .with_num_parameters(params)
+        .init(&Default::default());
+    p.alpha = Param::from_tensor(tensor(&a, [params]));
+    let xt = tensor::<B, D>(&x, shape).require_grad();
+    let y = ops::prelu(&p, xt.clone());
+    let loss = (y.clone() * tensor::<B, D>(&r, shape)).sum();
+    let grads = loss.backward();
+    let (want_y, want_dx, want_da) = prelu_ref(&x, &a, &r, shape[0], shape[1]);
+    let what = format!("{shape:?} params {params}");
+    assert_close(&format!("y {what}"), &read(y), &want_y, 1e-6);
+    let dx = xt.grad(&grads).expect("input gradient");
+    assert_close(&format!("dx {what}"), &read(dx), &want_dx, 1e-6);
+    let da = p.alpha.grad(&grads).expect("slope gradient");
+    assert_close(&format!("dalpha {what}"), &read(da), &want_da, 1e-5);
+}
+
+fn prelu_all<B: AutodiffBackend>() {
+    check_prelu::<B, 4>([3, 5, 4, 6], 5);
+    check_prelu::<B, 4>([3, 5, 4, 6], 1);
+    check_prelu::<B, 4>([1, 2, 1, 1], 2);
+    check_prelu::<B, 4>([37, 3, 2, 2], 3);
+    check_prelu::<B, 2>([7, 2], 2);
+    check_prelu::<B, 2>([1, 3], 1);
+    check_prelu::<B, 3>([2, 4, 5], 4);
+}
+
+#[test]
+fn prelu_matches_f64_reference_on_flex_kernel() {
+    prelu_all::<AdFlex>();
+}
+
+#[test]
+fn prelu_matches_f64_reference_on_ndarray() {
+    prelu_all::<AdNd>();
+}
+
+/// Inference (no autodiff) goes through Burn's ops on both CPU backends, same values.
+#[test]
+fn ops_without_autodiff_match_reference() {
+    let c = ConvCase {
+        n: 2,
+        cin: 3,
+        cout: 4,
+        h: 6,
+        w: 5,
+        k: [3, 3],
+        stride: [2, 2],
+        pad: [1, 1],
+        bias: true,
+        x_grad: false,
+    };
+    let x = rounded(&values(c.n * c.cin * c.h * c.w, 31));
+    let w = rounded(&values(c.cout * c.cin * 9, 32));
+    let b = rounded(&values(c.cout, 33));
+    let want = conv_ref(&c, &x, &w, &b);
+    let conv = conv_module::<AdFlex>(&c, &w, &b);
+    let xt: Tensor<Flex, 4> = Tensor::from_data(
+        TensorData::new(to_f32(&x), [c.n, c.cin, c.h, c.w]),
+        &Default::default(),
+    );
+    use burn::module::AutodiffModule;
+    let y = ops::conv2d(&conv.valid(), xt);
+    assert_close("inference conv", &read(y), &want, 1e-5);
+}
