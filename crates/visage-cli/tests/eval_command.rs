@@ -134,7 +134,7 @@ fn distances(model: &Backbone<B>, pixels: &[Vec<u8>]) -> Vec<f64> {
         .collect()
 }
 
-/// The 10-fold protocol written out plainly (evaluation.md): contiguous folds (the first
+/// The 10-fold protocol written out plainly (docs/evaluation.md): contiguous folds (the first
 /// n mod 10 one pair longer), thresholds i/100 for i in 0..400, same iff distance < threshold,
 /// first threshold maximising the other 9 folds; mean and population std.
 fn ten_fold(d: &[f64], same: &[bool]) -> (f64, f64) {

@@ -7,7 +7,7 @@
 //!
 //! Plots and the loss zoo's table live in `visage-report`, which draws these numbers.
 //!
-//! Protocols follow `shared/reference/evaluation.md`; distances and scores that decide a
+//! Protocols follow `docs/evaluation.md` in the repository; distances and scores that decide a
 //! number are computed in f64.
 
 pub mod embeddings;

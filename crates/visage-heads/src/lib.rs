@@ -52,7 +52,8 @@
 //!
 //! ## Edge cases
 //! - Zero embeddings (or zero class weights) are normalised to zero vectors, so their cosines
-//!   are 0 and their gradients finite (the norm is clamped at 1e-12 before the square root).
+//!   are 0 and they get no gradient (each row is divided by its largest magnitude before it is
+//!   squared, so the norm neither overflows nor divides by zero; see `ops::l2_normalize`).
 //! - `cos = +-1` exactly: `sqrt(1 - c^2)` and `acos` see `c` clamped to `+-(1 - 1e-7)`.
 //! - ArcFace with `theta + m > pi` falls back (th/mm by default, or `easy_margin`).
 //! - Metric losses with no valid pair or triplet give loss 0 and zero gradient.

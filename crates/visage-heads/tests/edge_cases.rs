@@ -241,7 +241,7 @@ fn m_one_reduces_to_the_plain_heads() {
 
 #[test]
 fn adacos_fixed_scale_values() {
-    // sqrt(2) ln(C - 1) for the sheet's class counts.
+    // sqrt(2) ln(C - 1) for the class counts of docs/losses.md (AdaCos).
     for (c, s) in [(10usize, 3.11f64), (10_575, 13.10), (85_742, 16.06)] {
         let fixed = visage_heads::heads::adacos_fixed_scale(c);
         assert!((fixed - s).abs() < 0.005, "C={c}: {}", fixed);

@@ -1,5 +1,5 @@
 //! Independent float64 references for every head, written with plain loops from the formulas
-//! of `shared/reference/losses.md` (not from the library's code), central finite differences,
+//! of `docs/losses.md` (not from the library's code), central finite differences,
 //! and a runner that evaluates the library on any autodiff backend.
 #![allow(dead_code)]
 
