@@ -12,6 +12,11 @@
 //! [train]     # steps or epochs, batch_size, sampler, seed, clip_grad_norm, eval_every, ...
 //! [output]    # dir
 //! ```
+//!
+//! A config may start from another: a top-level `base = "base/synth.toml"` (relative to the
+//! config's own folder, written before the first table) reads that file first and merges this
+//! one over it, table by table (see [`crate::inherit`] for the rules). The repository's
+//! `configs/synth-*.toml` are each a `[head]` over `configs/base/synth.toml`.
 
 use std::path::{Path, PathBuf};
 
@@ -422,13 +427,32 @@ impl TrainConfig {
     /// Reads and validates a config file.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
         // A regular file of at most 1 MiB: a named pipe is refused, not waited on.
-        let text = visage_data::read::read_regular_text(path, 1 << 20)?;
-        let config: TrainConfig = toml::from_str(&text).map_err(|e| TrainError::Parse {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = visage_data::read::read_regular_text(path, crate::inherit::MAX_CONFIG_BYTES)?;
+        let config = Self::from_toml(path, &text)?;
         config.validate_static()?;
         Ok(config)
+    }
+
+    /// Parses `text`, the contents of the config file `path`, resolving its chain of bases
+    /// (the `base` key, see [`crate::inherit`]), without [`validate_static`](Self::validate_static).
+    /// Unknown keys are errors after merging; an error in a merged config names every file
+    /// of the chain (`child.toml <- base.toml`).
+    pub fn from_toml(path: &Path, text: &str) -> Result<Self, TrainError> {
+        let resolved = crate::inherit::resolve_text(path, text)?;
+        if resolved.files.len() == 1 {
+            // No base: the parser's messages point at lines of this very file.
+            return toml::from_str(text).map_err(|e| TrainError::Parse {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            });
+        }
+        let describe = resolved.describe();
+        toml::Value::Table(resolved.table)
+            .try_into()
+            .map_err(|e: toml::de::Error| TrainError::Parse {
+                path: format!("{describe} (merged)"),
+                message: e.to_string(),
+            })
     }
 
     /// The run directory.

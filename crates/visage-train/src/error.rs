@@ -21,6 +21,9 @@ pub enum TrainError {
         /// The parser's message (it names the key).
         message: String,
     },
+    /// A config's chain of bases cannot be resolved (missing base, cycle, bad `base` key).
+    #[error(transparent)]
+    Inherit(#[from] crate::inherit::InheritError),
     /// A head error (bad head field).
     #[error("config: [head]: {0}")]
     Head(#[from] visage_heads::HeadError),

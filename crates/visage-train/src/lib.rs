@@ -11,6 +11,7 @@ pub mod data;
 pub mod durable;
 pub mod error;
 pub mod extract;
+pub mod inherit;
 pub mod optim;
 pub mod schedule;
 

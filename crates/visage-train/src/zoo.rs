@@ -96,7 +96,9 @@ pub struct ZooEntry {
 }
 
 impl ZooEntry {
-    /// Reads `path`, validates it and applies `preset` and `steps`. Errors name the file.
+    /// Reads `path` (its chain of `base` configs merged in, see [`crate::inherit`]), validates
+    /// it and applies `preset` and `steps`. Errors name the file. The budget check
+    /// ([`check_budget`]) compares these resolved configs.
     pub fn load(path: &Path, preset: ZooPreset, steps: Option<u64>) -> Result<Self, TrainError> {
         let in_file = |e: TrainError| match e {
             TrainError::Parse { .. } => e,

@@ -1,13 +1,14 @@
 //! Mutation harness for training configs: every `configs/*.toml` of the repository, mutated
 //! (a value swapped for an extreme or a wrong type, a line dropped or repeated, a byte flipped,
-//! the text cut short, a kind renamed), goes through everything that runs before the first
+//! the text cut short, a kind renamed), as written (with its `base` resolved) and written out
+//! in full after resolving its bases, goes through everything that runs before the first
 //! step and needs no data files: parsing, `validate_static`, the backbone's sizes, the head's
 //! config and initialisation, and opening synthetic data. Each case must end in `Ok` or a typed error: a panic fails the
 //! test naming the case. `VISAGE_FUZZ_CASES` sets the cases per config (default 200;
 //! `cargo xtask fuzz` raises it); the counts by outcome are printed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use visage_data::SplitMix64;
@@ -45,15 +46,18 @@ const KINDS: [&str; 8] = [
     "\"adacos\"",
 ];
 
-fn configs() -> Vec<(String, String)> {
+/// `(name, path, text)` of each run config in `configs/` (the partial configs of
+/// `configs/base/` are reached through the `base` keys).
+fn configs() -> Vec<(String, PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+    let mut out: Vec<(String, PathBuf, String)> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "toml"))
+        .filter(|e| e.path().is_file() && e.path().extension().is_some_and(|x| x == "toml"))
         .map(|e| {
             (
                 e.file_name().to_string_lossy().into_owned(),
+                e.path(),
                 std::fs::read_to_string(e.path()).unwrap(),
             )
         })
@@ -114,12 +118,10 @@ fn mutate(text: &str, rng: &mut SplitMix64) -> (String, String) {
     }
 }
 
-/// Everything before the first step that needs no data.
-fn check(text: &str) -> Result<(), TrainError> {
-    let config: TrainConfig = toml::from_str(text).map_err(|e| TrainError::Parse {
-        path: "mutant".into(),
-        message: e.to_string(),
-    })?;
+/// Everything before the first step that needs no data, on `text` read as the file `path`
+/// (its `base`, if it names one, is resolved next to `path`).
+fn check(path: &Path, text: &str) -> Result<(), TrainError> {
+    let config = TrainConfig::from_toml(path, text)?;
     config.validate_static()?;
     config.backbone.input_size()?;
     config.backbone.in_channels()?;
@@ -145,10 +147,20 @@ fn fuzz_configs_mutated_never_panic() {
     let (mut ok, mut err, mut panics) = (0usize, 0usize, Vec::new());
     let quiet = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    for (name, text) in configs() {
-        for _ in 0..cases {
-            let (mutant, what) = mutate(&text, &mut rng);
-            match catch_unwind(AssertUnwindSafe(|| check(&mutant))) {
+    for (name, path, text) in configs() {
+        // The file as written (for most, a `base` and a few overrides), and the config it
+        // resolves to written out in full, so that the bases' keys are mutated too.
+        let resolved =
+            toml::to_string(&visage_train::inherit::resolve_file(&path).unwrap().table).unwrap();
+        for case in 0..cases {
+            let source = if case % 2 == 0 { &text } else { &resolved };
+            let (mutant, what) = mutate(source, &mut rng);
+            let what = if case % 2 == 0 {
+                what
+            } else {
+                format!("resolved, {what}")
+            };
+            match catch_unwind(AssertUnwindSafe(|| check(&path, &mutant))) {
                 Ok(Ok(())) => ok += 1,
                 Ok(Err(_)) => err += 1,
                 Err(p) => {

@@ -124,8 +124,8 @@ fn every_head_family_lowers_the_loss() {
 fn subcenter_arcface_trains_from_its_config_file() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../configs/subcenter-arcface.toml");
-    let file: TrainConfig =
-        toml::from_str(&std::fs::read_to_string(&path).expect("config file")).expect("parses");
+    // Through `from_file`: the file names its base (configs/base/synth.toml).
+    let file = TrainConfig::from_file(&path).expect("config file resolves");
     assert_eq!(
         file.head.spec,
         visage_heads::HeadConfig::SubCenterArcFace(visage_heads::heads::SubCenterArcFaceConfig {

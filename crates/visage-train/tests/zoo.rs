@@ -239,3 +239,65 @@ fn two_losses_train_into_the_table_and_a_rerun_reuses_them() {
         .to_string();
     assert!(none.contains("no configs"), "{none}");
 }
+
+#[test]
+fn the_repository_synth_configs_differ_only_in_the_head_after_resolving_their_base() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // What `visage zoo` globs by default, from the repository root.
+    let pattern = repo.join("configs/synth-*.toml").display().to_string();
+    let paths = find_configs(&[pattern]).unwrap();
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "synth-adacos",
+            "synth-arcface",
+            "synth-center",
+            "synth-combined",
+            "synth-contrastive",
+            "synth-cosface",
+            "synth-deepid2",
+            "synth-lsoftmax",
+            "synth-normface",
+            "synth-softmax",
+            "synth-sphereface",
+            "synth-triplet"
+        ],
+        "the twelve losses, and not the base (configs/base/synth.toml)"
+    );
+    let entries: Vec<ZooEntry> = paths
+        .iter()
+        .map(|p| ZooEntry::load(p, ZooPreset::Cpu, None).unwrap())
+        .collect();
+    let pk = "`train.k` 4 (vs null), `train.sampler` \"pk\" (vs \"shuffled\")";
+    assert_eq!(
+        check_budget(&entries),
+        [
+            format!("synth-contrastive differs from synth-adacos: {pk}"),
+            format!("synth-triplet differs from synth-adacos: {pk}"),
+        ]
+    );
+    // And a difference outside [head] is found through the base: one config's own
+    // override of a base key.
+    let dir = tmp("repo-budget");
+    let odd = dir.join("synth-odd.toml");
+    std::fs::write(
+        &odd,
+        format!(
+            "base = {:?}\n[head]\nkind = \"softmax\"\n[data]\nimage_size = 24\n",
+            repo.join("configs/base/synth.toml").display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut with_odd = entries.clone();
+    with_odd.push(ZooEntry::load(&odd, ZooPreset::Cpu, None).unwrap());
+    let lines = check_budget(&with_odd);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[2],
+        "synth-odd differs from synth-adacos: `data.image_size` 24 (vs 32)"
+    );
+}
