@@ -175,3 +175,55 @@ fn configuration_errors_name_their_key() {
     let err = train_data_parallel::<B>(&a, &devices_of::<B>(2)).unwrap_err();
     assert!(err.to_string().contains("dynamic"), "{err}");
 }
+
+#[test]
+fn sharded_head_on_two_and_three_workers_equals_one_worker() {
+    let _serial = serial();
+    for head in [
+        "kind = \"softmax\"\nbias = true",
+        "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+    ] {
+        let plain = config(head, "");
+        let one = train_data_parallel::<B>(&plain, &devices_of::<B>(1)).expect("1 worker");
+        for n in [2, 3] {
+            let mut c = plain.clone();
+            c.distributed = Some(visage_train::distributed::DistributedConfig {
+                devices: n,
+                shard_head: true,
+                sample_rate: 1.0,
+            });
+            let run = train_data_parallel::<B>(&c, &devices_of::<B>(n)).expect("sharded");
+            for ((s, a), (_, b)) in run.losses.iter().zip(&one.losses) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs(),
+                    "{head}, {n} sharded workers, step {s}: loss {a} vs {b}"
+                );
+            }
+            assert_rel(
+                &format!("{head}, {n} sharded workers: backbone"),
+                &values(&run.model.backbone),
+                &values(&one.model.backbone),
+                1e-4,
+            );
+            assert_rel(
+                &format!("{head}, {n} sharded workers: head (shards reassembled)"),
+                &values(&run.model.head),
+                &values(&one.model.head),
+                1e-4,
+            );
+        }
+    }
+    // Partial FC sampling trains with finite losses; clipping is refused with sharding.
+    let mut c = config("kind = \"cosface\"\nscale = 16.0\nmargin = 0.2", "");
+    c.distributed = Some(visage_train::distributed::DistributedConfig {
+        devices: 2,
+        shard_head: true,
+        sample_rate: 0.5,
+    });
+    let run = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("sampled");
+    assert!(run.losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0));
+    let mut clipped = config("kind = \"softmax\"", "clip_grad_norm = 1.0");
+    clipped.distributed = c.distributed;
+    let err = train_data_parallel::<B>(&clipped, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("train.clip_grad_norm"), "{err}");
+}

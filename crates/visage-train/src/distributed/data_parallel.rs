@@ -5,21 +5,23 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::collective::{
-    all_reduce, finish_collective, register, reset_collective, CollectiveConfig, PeerId,
-    ReduceOperation,
+    all_reduce, finish_collective, register, reset_collective, CollectiveConfig, CollectiveError,
+    PeerId, ReduceOperation,
 };
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Element, Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Element, Int, Tensor, TensorData, TensorPrimitive};
 use visage_backbones::Backbone;
 use visage_data::augment::augment;
 use visage_data::rng::SplitMix64;
 use visage_data::sampler::{pk_batches, shuffled_batches};
+use visage_data::ImageBatch;
 use visage_data::{AugmentConfig, DataError, ImageBatcher, SampleSource};
-use visage_heads::{Head, HeadConfig, HeadState};
+use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
+use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
 
-use super::DistributedError;
+use super::{CollectiveExchange, DistributedError};
 use crate::config::{SamplerKind, TrainConfig};
 use crate::data::open_training;
 use crate::optim::{clip_global_norm, GroupOptimizer};
@@ -57,6 +59,8 @@ struct Plan<'a> {
     in_channels: usize,
     augment: AugmentConfig,
     world: usize,
+    /// The sample rate when the head is sharded over the workers.
+    shard_head: Option<f64>,
 }
 
 impl Plan<'_> {
@@ -105,6 +109,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
         .into());
     }
     check_row_separable(config)?;
+    check_sharding(config)?;
 
     let source = open_training(&config.data)?;
     let classes = source.num_classes();
@@ -126,6 +131,10 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             ..AugmentConfig::default()
         },
         world,
+        shard_head: config
+            .distributed
+            .filter(|d| d.shard_head)
+            .map(|d| d.sample_rate),
     };
     plan.batches_per_epoch = plan.batches(0)?.len() as u64;
     if plan.batches_per_epoch == 0 {
@@ -147,7 +156,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     let model = init_model::<B>(config, classes, &devices[0])?;
     reset_collective::<B::InnerBackend>();
     let started = Instant::now();
-    let results: Vec<Result<Option<WorkerOut<B>>, DistributedError>> = std::thread::scope(|s| {
+    let results: Vec<Result<WorkerOut<B>, DistributedError>> = std::thread::scope(|s| {
         let handles: Vec<_> = devices
             .iter()
             .enumerate()
@@ -177,21 +186,98 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     });
     reset_collective::<B::InnerBackend>();
     let seconds = started.elapsed().as_secs_f64();
-    let mut first = None;
-    for r in results {
-        if let Some(out) = r? {
-            first.get_or_insert(out);
-        }
+    let outs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let shards: Vec<ShardedHead<B>> = outs.iter().filter_map(|o| o.shard.clone()).collect();
+    let out = outs.into_iter().next().expect("at least one worker");
+    let mut model = out.model;
+    if !shards.is_empty() {
+        model.head = assemble(config, classes, shards, &devices[0])?;
     }
-    let out = first.expect("worker 0 returns its model");
     Ok(DataParallelSummary {
         images_per_second: out.losses.len() as f64 * batch as f64 / seconds.max(1e-9),
         losses: out.losses,
-        model: out.model,
+        model,
         head_state: out.head_state,
         workers: world,
         train_seconds: seconds,
     })
+}
+
+/// The full head from its shards (in rank order): weights (and bias) concatenated by rows.
+fn assemble<B: AutodiffBackend>(
+    config: &TrainConfig,
+    classes: usize,
+    shards: Vec<ShardedHead<B>>,
+    device: &B::Device,
+) -> Result<Head<B>, DistributedError> {
+    let dtype = <B::FloatElem as Element>::dtype();
+    let weight: Tensor<B, 2> = Tensor::from_data(
+        Tensor::cat(
+            shards
+                .iter()
+                .map(|s| s.classifier.weight.val().inner().to_device(device))
+                .collect(),
+            0,
+        )
+        .into_data()
+        .convert_dtype(dtype),
+        (device, dtype),
+    );
+    let bias = shards[0].classifier.bias.is_some().then(|| {
+        Tensor::<B, 1>::from_data(
+            Tensor::cat(
+                shards
+                    .iter()
+                    .filter_map(|s| s.classifier.bias.as_ref())
+                    .map(|b| b.val().inner().to_device(device))
+                    .collect(),
+                0,
+            )
+            .into_data()
+            .convert_dtype(dtype),
+            (device, dtype),
+        )
+    });
+    let dim = weight.dims()[1];
+    Ok(config
+        .head
+        .spec
+        .init_with(
+            classes,
+            dim,
+            HeadTensors {
+                weight: Some(weight),
+                bias,
+            },
+        )
+        .map_err(TrainError::from)?)
+}
+
+/// With `[distributed] shard_head`: a sample rate in (0, 1], no global-norm clipping and no
+/// learned scale (both would need the head's gradients reduced across shards).
+fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
+    let Some(d) = config.distributed.filter(|d| d.shard_head) else {
+        return Ok(());
+    };
+    if !(d.sample_rate.is_finite() && d.sample_rate > 0.0 && d.sample_rate <= 1.0) {
+        return Err(TrainError::config(
+            "distributed.sample_rate",
+            format!("{} is not a fraction in (0, 1]", d.sample_rate),
+        ));
+    }
+    if config.train.clip_grad_norm.is_some() {
+        return Err(TrainError::config(
+            "train.clip_grad_norm",
+            "global-norm clipping is not supported with distributed.shard_head yet",
+        ));
+    }
+    if config.head.spec.learned_scale().is_some() {
+        return Err(TrainError::config(
+            "head.learnable_scale",
+            "a learned scale is not supported with distributed.shard_head yet",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses heads whose loss is not a mean of per-row terms (their gradient from parts of
@@ -221,7 +307,38 @@ fn check_row_separable(config: &TrainConfig) -> Result<(), TrainError> {
 struct WorkerOut<B: AutodiffBackend> {
     losses: Vec<(u64, f64)>,
     model: Trainee<B>,
+    shard: Option<ShardedHead<B>>,
     head_state: HeadState,
+}
+
+/// The error constructors of worker `rank`.
+#[derive(Clone, Copy)]
+struct Fail {
+    rank: usize,
+}
+
+impl Fail {
+    fn collective(self, operation: &'static str) -> impl Fn(CollectiveError) -> DistributedError {
+        move |e| DistributedError::Collective {
+            worker: self.rank,
+            operation,
+            message: format!("{e:?}"),
+        }
+    }
+
+    fn train(self, source: impl Into<TrainError>) -> DistributedError {
+        DistributedError::Worker {
+            worker: self.rank,
+            source: source.into(),
+        }
+    }
+
+    fn shard(self, source: impl Into<ShardError>) -> DistributedError {
+        DistributedError::Shard {
+            worker: self.rank,
+            source: source.into(),
+        }
+    }
 }
 
 fn worker<B: AutodiffBackend>(
@@ -229,138 +346,192 @@ fn worker<B: AutodiffBackend>(
     device: B::Device,
     model: Trainee<B>,
     plan: &Plan<'_>,
-) -> Result<Option<WorkerOut<B>>, DistributedError> {
+) -> Result<WorkerOut<B>, DistributedError> {
     let peer = PeerId::from(rank);
-    let failed = |operation: &'static str| {
-        move |e: burn::collective::CollectiveError| DistributedError::Collective {
-            worker: rank,
-            operation,
-            message: format!("{e:?}"),
-        }
-    };
-    let wrap = |source: TrainError| DistributedError::Worker {
-        worker: rank,
-        source,
-    };
+    let fail = Fail { rank };
     register::<B::InnerBackend>(
         peer,
         device.clone(),
         CollectiveConfig::default().with_num_devices(plan.world),
     )
-    .map_err(failed("register"))?;
-    let result = run_worker::<B, _, _>(rank, peer, &device, model, plan, &failed, &wrap);
-    // Unregister even after an error (the others are then stopped by the error's report).
-    let finished = finish_collective::<B::InnerBackend>(peer).map_err(failed("finish_collective"));
+    .map_err(fail.collective("register"))?;
+    let result = run_worker::<B>(rank, peer, &device, model, plan);
+    // Unregister even after an error.
+    let finished =
+        finish_collective::<B::InnerBackend>(peer).map_err(fail.collective("finish_collective"));
     let out = result?;
     finished?;
-    Ok((rank == 0).then_some(out))
+    Ok(out)
 }
 
-fn run_worker<B: AutodiffBackend, F, E>(
+/// One step's part of the global batch on this worker, and the labels of the whole batch.
+fn load_part<B: AutodiffBackend>(
+    plan: &Plan<'_>,
+    global: &[usize],
+    rank: usize,
+    epoch: u64,
+    b: u64,
+    device: &B::Device,
+) -> Result<(ImageBatch<B>, Vec<i64>), TrainError> {
+    let per = global.len() / plan.world;
+    let offset = rank * per;
+    let items = global[offset..offset + per]
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| {
+            let sample = plan.source.get(i)?;
+            // The draws item `offset + j` of the batch has in the one-device loop.
+            let key = [plan.config.train.seed, 0xA06, epoch, b, (offset + j) as u64];
+            Ok(augment(
+                &sample,
+                &plan.augment,
+                &mut SplitMix64::from_parts(&key),
+            ))
+        })
+        .collect::<Result<Vec<_>, DataError>>()?;
+    let batch = ImageBatcher.batch_channels::<B>(&items, plan.in_channels, device)?;
+    let labels = global.iter().map(|&i| plan.labels[i] as i64).collect();
+    Ok((batch, labels))
+}
+
+fn run_worker<B: AutodiffBackend>(
     rank: usize,
     peer: PeerId,
     device: &B::Device,
     mut model: Trainee<B>,
     plan: &Plan<'_>,
-    failed: &impl Fn(&'static str) -> F,
-    wrap: &impl Fn(TrainError) -> E,
-) -> Result<WorkerOut<B>, DistributedError>
-where
-    F: Fn(burn::collective::CollectiveError) -> DistributedError,
-    E: Into<DistributedError>,
-{
+) -> Result<WorkerOut<B>, DistributedError> {
+    let fail = Fail { rank };
     let config = plan.config;
     let world = plan.world;
-    check_identical::<B, _>(rank, peer, &model, device, world, failed)?;
+    check_identical::<B>(rank, peer, &model, device, world)?;
+    let mut shard = match plan.shard_head {
+        Some(rate) => Some(
+            ShardedHead::from_head(&model.head, world, rank)
+                .and_then(|s| s.with_sampling(rate, config.train.seed))
+                .map_err(|e| fail.shard(e))?,
+        ),
+        None => None,
+    };
+    let exchange = CollectiveExchange {
+        rank,
+        world_size: world,
+    };
     let mut opt_backbone =
         GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
     let mut opt_head =
         GroupOptimizer::<Head<B>, B>::new(&config.optim, config.optim.head_weight_decay());
-    let per = config.train.batch_size / world;
+    let mut opt_shard =
+        GroupOptimizer::<ShardedHead<B>, B>::new(&config.optim, config.optim.head_weight_decay());
     let mut head_state = HeadState::default();
     let mut losses = Vec::with_capacity(plan.total as usize);
     let mut cached: Option<(u64, Vec<Vec<usize>>)> = None;
     for step in 0..plan.total {
         let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
         if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
-            cached = Some((epoch, plan.batches(epoch).map_err(|e| wrap(e).into())?));
+            cached = Some((epoch, plan.batches(epoch).map_err(|e| fail.train(e))?));
         }
         let global = &cached.as_ref().expect("plan").1[b as usize];
-        let offset = rank * per;
-        let items = global[offset..offset + per]
-            .iter()
-            .enumerate()
-            .map(|(j, &i)| {
-                let sample = plan.source.get(i)?;
-                let key = [config.train.seed, 0xA06, epoch, b, (offset + j) as u64];
-                Ok(augment(
-                    &sample,
-                    &plan.augment,
-                    &mut SplitMix64::from_parts(&key),
-                ))
-            })
-            .collect::<Result<Vec<_>, DataError>>()
-            .map_err(|e| wrap(e.into()).into())?;
-        let batch = ImageBatcher
-            .batch_channels::<B>(&items, plan.in_channels, device)
-            .map_err(|e| wrap(e.into()).into())?;
+        let (batch, global_labels) =
+            load_part::<B>(plan, global, rank, epoch, b, device).map_err(|e| fail.train(e))?;
         let embeddings = model.backbone.forward(batch.images);
-        let loss = model
-            .head
-            .forward(embeddings, batch.labels, &mut head_state)
-            .loss;
-        let global_loss = all_reduce::<B::InnerBackend>(
-            peer,
-            loss.clone().inner().into_primitive().tensor(),
-            ReduceOperation::Mean,
-        )
-        .map_err(failed("all_reduce"))?;
-        let loss_value = visage_io::read_back_scalar(Tensor::<B::InnerBackend, 1>::from_primitive(
-            TensorPrimitive::Float(global_loss),
-        ))
-        .map_err(|e| wrap(e.into()).into())?;
-        if !loss_value.is_finite() {
-            return Err(wrap(TrainError::NonFinite {
-                step,
-                value: loss_value,
-            })
-            .into());
-        }
-        let mut grads = loss.backward();
-        let g_backbone = GradientsParams::from_module(&mut grads, &model.backbone)
-            .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
-            .map_err(failed("all_reduce"))?;
-        let g_head = GradientsParams::from_module(&mut grads, &model.head)
-            .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
-            .map_err(failed("all_reduce"))?;
-        let (mut g_backbone, mut g_head) = (g_backbone, g_head);
-        if let Some(max) = config.train.clip_grad_norm {
-            clip_global_norm::<B, _, _>(
-                (&model.backbone, &mut g_backbone),
-                (&model.head, &mut g_head),
-                max,
-            );
-        }
         let lr = learning_rate(&config.schedule, config.optim.lr(), step, plan.total);
         let head_lr = learning_rate(&config.schedule, config.optim.head_lr(), step, plan.total);
-        let Trainee {
-            backbone,
-            head,
-            center,
-        } = model;
-        model = Trainee {
-            backbone: opt_backbone.step(lr, backbone, g_backbone),
-            head: opt_head.step(head_lr, head, g_head),
-            center,
-        };
+        let loss_value;
+        let g_backbone;
+        if let Some(current) = shard.take() {
+            // Gather every worker's embeddings (an all-reduce of a zero-padded buffer), run
+            // this worker's shard on the whole batch, then send the embeddings' gradient
+            // (summed over shards) back through this worker's backbone.
+            let [per, dim] = embeddings.dims();
+            let n = global.len();
+            let offset = rank * per;
+            let dtype = <B::FloatElem as Element>::dtype();
+            let padded = Tensor::<B::InnerBackend, 2>::zeros([n, dim], (device, dtype))
+                .slice_assign([offset..offset + per, 0..dim], embeddings.clone().inner());
+            let all = exchange
+                .all_reduce(Tensor::<B, 2>::from_inner(padded), ReduceOp::Sum)
+                .map_err(|e| fail.shard(e))?
+                .require_grad();
+            let labels = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(global_labels, [n]),
+                (device, <B::IntElem as Element>::dtype()),
+            );
+            let out = current
+                .forward(all.clone(), labels, &head_state, &exchange)
+                .map_err(|e| fail.shard(e))?;
+            loss_value =
+                visage_io::read_back_scalar(out.loss.clone().inner()).map_err(|e| fail.train(e))?;
+            check_finite(step, loss_value).map_err(|e| fail.train(e))?;
+            let mut grads = out.loss.backward();
+            let g_all = all.grad(&grads).ok_or_else(|| {
+                fail.train(TrainError::config(
+                    "distributed.shard_head",
+                    "the gathered embeddings got no gradient",
+                ))
+            })?;
+            let g_all = exchange
+                .all_reduce(Tensor::<B, 2>::from_inner(g_all), ReduceOp::Sum)
+                .map_err(|e| fail.shard(e))?;
+            let g_mine = g_all.slice([offset..offset + per, 0..dim]).detach();
+            let g_shard = GradientsParams::from_module(&mut grads, &current);
+            let mut grads = (embeddings * g_mine).sum().backward();
+            // Each worker's backbone gradient is its rows' exact part of the global loss's.
+            g_backbone = GradientsParams::from_module(&mut grads, &model.backbone)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum)
+                .map_err(fail.collective("all_reduce"))?;
+            shard = Some(opt_shard.step(head_lr, current, g_shard));
+        } else {
+            let loss = model
+                .head
+                .forward(embeddings, batch.labels, &mut head_state)
+                .loss;
+            let global_loss = all_reduce::<B::InnerBackend>(
+                peer,
+                loss.clone().inner().into_primitive().tensor(),
+                ReduceOperation::Mean,
+            )
+            .map_err(fail.collective("all_reduce"))?;
+            loss_value = visage_io::read_back_scalar(Tensor::<B::InnerBackend, 1>::from_primitive(
+                TensorPrimitive::Float(global_loss),
+            ))
+            .map_err(|e| fail.train(e))?;
+            check_finite(step, loss_value).map_err(|e| fail.train(e))?;
+            let mut grads = loss.backward();
+            let mut g_bb = GradientsParams::from_module(&mut grads, &model.backbone)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(fail.collective("all_reduce"))?;
+            let mut g_head = GradientsParams::from_module(&mut grads, &model.head)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(fail.collective("all_reduce"))?;
+            if let Some(max) = config.train.clip_grad_norm {
+                clip_global_norm::<B, _, _>(
+                    (&model.backbone, &mut g_bb),
+                    (&model.head, &mut g_head),
+                    max,
+                );
+            }
+            g_backbone = g_bb;
+            model.head = opt_head.step(head_lr, model.head, g_head);
+        }
+        model.backbone = opt_backbone.step(lr, model.backbone, g_backbone);
         head_state.advance();
         losses.push((step, loss_value));
     }
     Ok(WorkerOut {
         losses,
         model,
+        shard,
         head_state,
     })
+}
+
+fn check_finite(step: u64, value: f64) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite { step, value })
+    }
 }
 
 /// Sum and sum of squares of every parameter, in f64.
@@ -383,17 +554,13 @@ impl<B: Backend> ModuleVisitor<B> for Fingerprint {
 
 /// Every worker's fingerprint gathered by an all-reduce (sum) of a zero-padded `[W, 2]`
 /// buffer; an error names this worker if the group's fingerprints differ.
-fn check_identical<B: AutodiffBackend, F>(
+fn check_identical<B: AutodiffBackend>(
     rank: usize,
     peer: PeerId,
     model: &Trainee<B>,
     device: &B::Device,
     world: usize,
-    failed: &impl Fn(&'static str) -> F,
-) -> Result<(), DistributedError>
-where
-    F: Fn(burn::collective::CollectiveError) -> DistributedError,
-{
+) -> Result<(), DistributedError> {
     let mut fp = Fingerprint([0.0; 2]);
     model.visit(&mut fp);
     let local = [fp.0[0] as f32, fp.0[1] as f32];
@@ -406,7 +573,7 @@ where
     );
     let all =
         all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
-            .map_err(failed("all_reduce"))?;
+            .map_err(Fail { rank }.collective("all_reduce"))?;
     let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
         .into_data()
         .convert::<f32>()

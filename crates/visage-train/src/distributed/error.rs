@@ -40,6 +40,14 @@ pub enum DistributedError {
         /// The largest fingerprint of the group.
         max: [f64; 2],
     },
+    /// The sharded head failed on a worker (layout, unsupported kind, exchange).
+    #[error("worker {worker}: sharded head: {source}")]
+    Shard {
+        /// The worker's rank.
+        worker: usize,
+        /// The sharded head's error.
+        source: visage_heads::sharded::ShardError,
+    },
     /// A worker thread panicked.
     #[error("worker {worker} panicked: {message}")]
     Panicked {

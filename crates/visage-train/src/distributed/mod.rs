@@ -7,6 +7,9 @@
 //!   averaged with `GradientsParams::all_reduce` (burn-optim's `collective` feature) before
 //!   the optimiser. Every worker then takes the same optimiser step, so the replicas stay
 //!   identical.
+//! - `[distributed] shard_head = true`: the head's class weights split by class range over the
+//!   workers (`visage_heads::sharded`), embeddings gathered each step by an all-reduce of a
+//!   zero-padded buffer, their gradient summed back to each worker's rows.
 //! - [`CollectiveExchange`]: the sharded classifier's [`visage_heads::sharded::Exchange`] on
 //!   `burn-collective`'s all-reduce.
 //!
