@@ -227,3 +227,38 @@ fn sharded_head_on_two_and_three_workers_equals_one_worker() {
     let err = train_data_parallel::<B>(&clipped, &devices_of::<B>(2)).unwrap_err();
     assert!(err.to_string().contains("train.clip_grad_norm"), "{err}");
 }
+
+#[test]
+fn a_failing_worker_stops_the_others_with_an_error_naming_it() {
+    let _serial = serial();
+    for shard in [false, true] {
+        let mut c = config("kind = \"softmax\"", "");
+        c.distributed = Some(visage_train::distributed::DistributedConfig {
+            devices: 3,
+            shard_head: shard,
+            sample_rate: 1.0,
+        });
+        // In a thread with a deadline: a hang fails the test instead of blocking it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = visage_train::distributed::train_data_parallel_with_fault::<B>(
+                &c,
+                &devices_of::<B>(3),
+                Some((1, 2)),
+            );
+            let _ = tx.send(r.map(|s| s.losses.len()).map_err(|e| e.to_string()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("the run stopped within the deadline (no hang)");
+        let err = result.expect_err("a worker failed");
+        assert!(
+            err.contains("worker 1") && err.contains("injected fault at step 2"),
+            "shard_head = {shard}: {err}"
+        );
+    }
+    // The collective is usable again after a failed run.
+    let c = config("kind = \"softmax\"", "");
+    let ok = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("a run after a failure");
+    assert_eq!(ok.losses.len(), 4);
+}

@@ -61,6 +61,8 @@ struct Plan<'a> {
     world: usize,
     /// The sample rate when the head is sharded over the workers.
     shard_head: Option<f64>,
+    /// `(worker, step)` at which a worker fails on purpose (tests of failure handling).
+    fault: Option<(usize, u64)>,
 }
 
 impl Plan<'_> {
@@ -94,6 +96,18 @@ impl Plan<'_> {
 pub fn train_data_parallel<B: AutodiffBackend>(
     config: &TrainConfig,
     devices: &[B::Device],
+) -> Result<DataParallelSummary<B>, DistributedError> {
+    train_data_parallel_with_fault(config, devices, None)
+}
+
+/// [`train_data_parallel`] with worker `fault.0` failing on purpose at step `fault.1` (as if
+/// its part of the batch could not be read): the run must stop with that worker's error, the
+/// others stopping too (tests of failure handling).
+#[doc(hidden)]
+pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
+    config: &TrainConfig,
+    devices: &[B::Device],
+    fault: Option<(usize, u64)>,
 ) -> Result<DataParallelSummary<B>, DistributedError> {
     config.validate_static()?;
     let world = devices.len();
@@ -135,6 +149,7 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             .distributed
             .filter(|d| d.shard_head)
             .map(|d| d.sample_rate),
+        fault,
     };
     plan.batches_per_epoch = plan.batches(0)?.len() as u64;
     if plan.batches_per_epoch == 0 {
@@ -171,14 +186,9 @@ pub fn train_data_parallel<B: AutodiffBackend>(
             .enumerate()
             .map(|(rank, h)| {
                 h.join().unwrap_or_else(|panic| {
-                    let message = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
                     Err(DistributedError::Panicked {
                         worker: rank,
-                        message,
+                        message: panic_message(&*panic),
                     })
                 })
             })
@@ -186,7 +196,21 @@ pub fn train_data_parallel<B: AutodiffBackend>(
     });
     reset_collective::<B::InnerBackend>();
     let seconds = started.elapsed().as_secs_f64();
-    let outs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // The cause first: a worker's own error before the others' reports of it.
+    let mut outs = Vec::with_capacity(world);
+    let mut reports = None;
+    for r in results {
+        match r {
+            Ok(out) => outs.push(out),
+            Err(e @ DistributedError::PeerFailed { .. }) => {
+                reports.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = reports {
+        return Err(e);
+    }
     let shards: Vec<ShardedHead<B>> = outs.iter().filter_map(|o| o.shard.clone()).collect();
     let out = outs.into_iter().next().expect("at least one worker");
     let mut model = out.model;
@@ -432,8 +456,39 @@ fn run_worker<B: AutodiffBackend>(
             cached = Some((epoch, plan.batches(epoch).map_err(|e| fail.train(e))?));
         }
         let global = &cached.as_ref().expect("plan").1[b as usize];
-        let (batch, global_labels) =
-            load_part::<B>(plan, global, rank, epoch, b, device).map_err(|e| fail.train(e))?;
+        // This worker's part of the batch, then a status exchange: a worker whose part fails
+        // (unreadable image, injected fault, panic) tells the others, and every worker stops
+        // with an error naming it instead of waiting for it in a later all-reduce.
+        let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if plan.fault == Some((rank, step)) {
+                return Err(TrainError::config(
+                    "distributed",
+                    format!("injected fault at step {step}"),
+                ));
+            }
+            load_part::<B>(plan, global, rank, epoch, b, device)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(TrainError::config(
+                "distributed",
+                format!(
+                    "worker panicked while loading its batch: {}",
+                    panic_message(&*panic)
+                ),
+            ))
+        });
+        let failed_workers = exchange_status::<B>(rank, peer, part.is_err(), device, world)?;
+        let (batch, global_labels) = match part {
+            Err(e) => return Err(fail.train(e)),
+            Ok(_) if !failed_workers.is_empty() => {
+                return Err(DistributedError::PeerFailed {
+                    worker: rank,
+                    failed: failed_workers,
+                    step,
+                })
+            }
+            Ok(part) => part,
+        };
         let embeddings = model.backbone.forward(batch.images);
         let lr = learning_rate(&config.schedule, config.optim.lr(), step, plan.total);
         let head_lr = learning_rate(&config.schedule, config.optim.head_lr(), step, plan.total);
@@ -524,6 +579,46 @@ fn run_worker<B: AutodiffBackend>(
         shard,
         head_state,
     })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Every worker says whether its part of this step failed (an all-reduce of a `[W]` buffer,
+/// 1 in its own slot if so); returns the failed ranks.
+fn exchange_status<B: AutodiffBackend>(
+    rank: usize,
+    peer: PeerId,
+    failed: bool,
+    device: &B::Device,
+    world: usize,
+) -> Result<Vec<usize>, DistributedError> {
+    let mut flags = vec![0.0f32; world];
+    flags[rank] = if failed { 1.0 } else { 0.0 };
+    let dtype = <B::FloatElem as Element>::dtype();
+    let t = Tensor::<B::InnerBackend, 1>::from_data(
+        TensorData::new(flags, [world]).convert_dtype(dtype),
+        (device, dtype),
+    );
+    let all =
+        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
+            .map_err(Fail { rank }.collective("all_reduce"))?;
+    let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap_or_default();
+    Ok(all
+        .iter()
+        .enumerate()
+        .filter(|(_, &f)| f != 0.0)
+        .map(|(r, _)| r)
+        .collect())
 }
 
 fn check_finite(step: u64, value: f64) -> Result<(), TrainError> {

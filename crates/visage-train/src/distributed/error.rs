@@ -48,6 +48,16 @@ pub enum DistributedError {
         /// The sharded head's error.
         source: visage_heads::sharded::ShardError,
     },
+    /// This worker stopped because others failed at a step.
+    #[error("worker {worker}: stopped at step {step} because worker(s) {failed:?} failed")]
+    PeerFailed {
+        /// The worker's rank.
+        worker: usize,
+        /// The ranks that failed.
+        failed: Vec<usize>,
+        /// The step.
+        step: u64,
+    },
     /// A worker thread panicked.
     #[error("worker {worker} panicked: {message}")]
     Panicked {

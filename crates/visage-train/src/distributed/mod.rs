@@ -29,7 +29,7 @@ mod exchange;
 mod run;
 
 pub use config::DistributedConfig;
-pub use data_parallel::{train_data_parallel, DataParallelSummary};
+pub use data_parallel::{train_data_parallel, train_data_parallel_with_fault, DataParallelSummary};
 pub use error::DistributedError;
 pub use exchange::CollectiveExchange;
 pub use run::train_on_devices;
