@@ -112,8 +112,8 @@ fn run_sharded<B: AutodiffBackend>(
             for (c, &class) in cols.iter().enumerate() {
                 run.logits[i][class] = logits[i][c];
             }
-            for j in 0..dim {
-                run.grad_x[i][j] += gx[i][j];
+            for (total, g) in run.grad_x[i].iter_mut().zip(&gx[i]) {
+                *total += g;
             }
         }
         for (r, row) in gw.into_iter().enumerate() {

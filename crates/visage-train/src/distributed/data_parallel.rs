@@ -353,14 +353,14 @@ impl Fail {
     fn train(self, source: impl Into<TrainError>) -> DistributedError {
         DistributedError::Worker {
             worker: self.rank,
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 
     fn shard(self, source: impl Into<ShardError>) -> DistributedError {
         DistributedError::Shard {
             worker: self.rank,
-            source: source.into(),
+            source: Box::new(source.into()),
         }
     }
 }

@@ -9,14 +9,14 @@ use crate::TrainError;
 pub enum DistributedError {
     /// The configuration or the data cannot be trained on (before any worker starts).
     #[error(transparent)]
-    Train(#[from] TrainError),
+    Train(Box<TrainError>),
     /// A worker failed; the others were stopped.
     #[error("worker {worker}: {source}")]
     Worker {
         /// The worker's rank.
         worker: usize,
         /// What it hit.
-        source: TrainError,
+        source: Box<TrainError>,
     },
     /// A collective operation failed on a worker.
     #[error("worker {worker}: collective {operation} failed: {message}")]
@@ -46,7 +46,7 @@ pub enum DistributedError {
         /// The worker's rank.
         worker: usize,
         /// The sharded head's error.
-        source: visage_heads::sharded::ShardError,
+        source: Box<visage_heads::sharded::ShardError>,
     },
     /// This worker stopped because others failed at a step.
     #[error("worker {worker}: stopped at step {step} because worker(s) {failed:?} failed")]
@@ -66,4 +66,10 @@ pub enum DistributedError {
         /// The panic's message.
         message: String,
     },
+}
+
+impl From<TrainError> for DistributedError {
+    fn from(e: TrainError) -> Self {
+        DistributedError::Train(Box::new(e))
+    }
 }
