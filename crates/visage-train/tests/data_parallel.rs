@@ -262,3 +262,20 @@ fn a_failing_worker_stops_the_others_with_an_error_naming_it() {
     let ok = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("a run after a failure");
     assert_eq!(ok.losses.len(), 4);
 }
+
+#[test]
+fn the_distributed_table_parses_and_refuses_unknown_keys() {
+    let base = toml::to_string(&config("kind = \"softmax\"", "")).unwrap();
+    let c: TrainConfig = toml::from_str(&format!(
+        "{base}\n[distributed]\ndevices = 4\nshard_head = true\n"
+    ))
+    .unwrap();
+    let d = c.distributed.expect("[distributed]");
+    assert_eq!((d.devices, d.shard_head, d.sample_rate), (4, true, 1.0));
+    let err = toml::from_str::<TrainConfig>(&format!("{base}\n[distributed]\nworkers = 2\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("workers"), "{err}");
+    // Absent, it is not written back (config fingerprints of existing runs are unchanged).
+    assert!(!base.contains("distributed"));
+}
