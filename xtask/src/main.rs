@@ -164,6 +164,9 @@ enum Bench {
     /// Issue 14's table: training steps, ArcFace heads and 1:N search in visage (flex) beside
     /// the same work in PyTorch / FAISS, in one run; prints the table and writes it as JSON.
     Compare,
+    /// Data-parallel images/s with 1, 2, 4 local workers (replicated and sharded head) and
+    /// the class weights per worker for C = 100k, 1M (issue 17; a skeleton).
+    Scale,
 }
 
 impl Bench {
@@ -174,6 +177,7 @@ impl Bench {
             Bench::Data => "visage-data",
             Bench::Identify => "visage-eval",
             Bench::Compare => "visage-cli",
+            Bench::Scale => "visage-train",
         }
     }
     fn name(self) -> &'static str {
@@ -183,6 +187,7 @@ impl Bench {
             Bench::Data => "data",
             Bench::Identify => "identify",
             Bench::Compare => "compare",
+            Bench::Scale => "scale",
         }
     }
 }

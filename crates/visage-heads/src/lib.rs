@@ -67,6 +67,7 @@ pub mod loss;
 pub mod margin;
 pub mod ops;
 mod output;
+pub mod sharded;
 
 pub use error::HeadError;
 pub use head::{Head, HeadState, HeadTensors};

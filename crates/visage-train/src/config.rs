@@ -50,6 +50,9 @@ pub struct TrainConfig {
     /// Where results go.
     #[serde(default)]
     pub output: OutputConfig,
+    /// Data-parallel training over several devices (`[distributed] devices = N`; absent: one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<crate::distributed::DistributedConfig>,
 }
 
 /// Where the training images come from.

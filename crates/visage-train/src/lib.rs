@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod durable;
 pub mod error;
 pub mod extract;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use visage_train::{train, TrainConfig, TrainOptions, TrainSummary};
+use visage_train::{TrainConfig, TrainOptions, TrainSummary};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 
@@ -42,22 +42,27 @@ pub struct Args {
     /// of the seeded random initialisation.
     #[arg(long, conflicts_with = "resume")]
     pub init_from: Option<PathBuf>,
+    /// Data-parallel workers, one per device (overrides `[distributed] devices`; default 1).
+    #[arg(long)]
+    pub devices: Option<usize>,
 }
 
 struct TrainJob {
     config: TrainConfig,
     run_dir: PathBuf,
     options: TrainOptions,
+    devices: usize,
 }
 
 impl BackendJob for TrainJob {
     type Output = TrainSummary;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<TrainSummary> {
-        Ok(train::<B>(
+        Ok(visage_train::distributed::train_on_devices::<B>(
             &self.config,
             &self.run_dir,
             &self.options,
             &device,
+            self.devices,
         )?)
     }
 }
@@ -98,12 +103,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         quiet: args.quiet,
         initial_model: args.init_from.clone(),
     };
+    let devices = args
+        .devices
+        .or(config.distributed.map(|d| d.devices))
+        .unwrap_or(1);
     let summary = dispatch(
         args.backend,
         TrainJob {
             config,
             run_dir,
             options,
+            devices,
         },
     )?;
     if summary.already_finished {

@@ -1,0 +1,693 @@
+//! Local data-parallel training: one worker thread per device, gradients averaged each step
+//! with burn-collective's all-reduce (see the module documentation of [`super`]).
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use burn::collective::{
+    all_reduce, finish_collective, register, reset_collective, CollectiveConfig, CollectiveError,
+    PeerId, ReduceOperation,
+};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Element, Int, Tensor, TensorData, TensorPrimitive};
+use visage_backbones::Backbone;
+use visage_data::augment::augment;
+use visage_data::rng::SplitMix64;
+use visage_data::sampler::{pk_batches, shuffled_batches};
+use visage_data::ImageBatch;
+use visage_data::{AugmentConfig, DataError, ImageBatcher, SampleSource};
+use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
+use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
+
+use super::{CollectiveExchange, DistributedError};
+use crate::config::{SamplerKind, TrainConfig};
+use crate::data::open_training;
+use crate::optim::{clip_global_norm, GroupOptimizer};
+use crate::schedule::learning_rate;
+use crate::{init_model, TrainError, Trainee};
+
+/// burn-collective keeps one local server per backend type in the process: one run at a time
+/// (which also keeps the seeded draw of the model from interleaving with another run's).
+static COLLECTIVE: Mutex<()> = Mutex::new(());
+
+/// What a data-parallel run produced.
+#[derive(Debug)]
+pub struct DataParallelSummary<B: AutodiffBackend> {
+    /// `(step, loss)`: the loss of each global batch (the mean of the workers' losses).
+    pub losses: Vec<(u64, f64)>,
+    /// The trained model (worker 0's replica; every replica holds the same weights).
+    pub model: Trainee<B>,
+    /// The head state after the last step.
+    pub head_state: HeadState,
+    /// Number of workers.
+    pub workers: usize,
+    /// Wall time of the steps, seconds.
+    pub train_seconds: f64,
+    /// Training images per second (all workers together).
+    pub images_per_second: f64,
+}
+
+/// Everything the workers share, read-only.
+struct Plan<'a> {
+    config: &'a TrainConfig,
+    source: &'a dyn SampleSource,
+    labels: Vec<usize>,
+    total: u64,
+    batches_per_epoch: u64,
+    in_channels: usize,
+    augment: AugmentConfig,
+    world: usize,
+    /// The sample rate when the head is sharded over the workers.
+    shard_head: Option<f64>,
+    /// `(worker, step)` at which a worker fails on purpose (tests of failure handling).
+    fault: Option<(usize, u64)>,
+}
+
+impl Plan<'_> {
+    fn batches(&self, epoch: u64) -> Result<Vec<Vec<usize>>, TrainError> {
+        let t = &self.config.train;
+        Ok(match t.sampler {
+            SamplerKind::Shuffled => {
+                shuffled_batches(self.source.len(), t.batch_size, true, t.seed, epoch)?
+            }
+            SamplerKind::Pk => {
+                let k = t.k.unwrap_or(2);
+                pk_batches(&self.labels, t.batch_size / k, k, t.seed, epoch)?
+            }
+        })
+    }
+}
+
+/// Trains `config` for its `train.steps` (or epochs) on `devices.len()` workers, one thread
+/// per device, and returns the losses and the trained model. Held-out evaluation, checkpoints
+/// and the run directory are those of [`crate::train`] on one device and are not done here.
+///
+/// `train.batch_size` is the global batch: worker `r` of `W` takes items `[r B/W, (r+1) B/W)`
+/// of every global batch (augmented with the draws the item has in the one-device loop), so
+/// the union of the workers' parts is the one-device batch. The model is drawn once (the
+/// seeded draw of [`crate::init_model`]) and cloned to each device; the workers check that
+/// their replicas are identical before the first step.
+///
+/// Errors: `devices` empty, `batch_size` not a multiple of the workers, a head whose loss
+/// couples the rows of a batch (metric losses, DeepID2, dynamic AdaCos, center/contrastive
+/// auxiliaries), or any error of a worker, named by its rank.
+pub fn train_data_parallel<B: AutodiffBackend>(
+    config: &TrainConfig,
+    devices: &[B::Device],
+) -> Result<DataParallelSummary<B>, DistributedError> {
+    train_data_parallel_with_fault(config, devices, None)
+}
+
+/// [`train_data_parallel`] with worker `fault.0` failing on purpose at step `fault.1` (as if
+/// its part of the batch could not be read): the run must stop with that worker's error, the
+/// others stopping too (tests of failure handling).
+#[doc(hidden)]
+pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
+    config: &TrainConfig,
+    devices: &[B::Device],
+    fault: Option<(usize, u64)>,
+) -> Result<DataParallelSummary<B>, DistributedError> {
+    config.validate_static()?;
+    let world = devices.len();
+    if world == 0 {
+        return Err(TrainError::config("distributed.devices", "at least 1 device").into());
+    }
+    let batch = config.train.batch_size;
+    if batch == 0 || !batch.is_multiple_of(world) {
+        return Err(TrainError::config(
+            "train.batch_size",
+            format!("{batch} is not a positive multiple of the {world} devices (each worker takes batch_size / devices items)"),
+        )
+        .into());
+    }
+    check_row_separable(config)?;
+    check_sharding(config)?;
+
+    let source = open_training(&config.data)?;
+    let classes = source.num_classes();
+    let labels: Vec<usize> = (0..source.len())
+        .map(|i| source.label(i))
+        .collect::<Result<_, _>>()
+        .map_err(TrainError::from)?;
+    let mut plan = Plan {
+        config,
+        source: source.as_ref(),
+        labels,
+        total: 0,
+        batches_per_epoch: 0,
+        in_channels: config.backbone.in_channels().map_err(TrainError::from)?,
+        augment: AugmentConfig {
+            flip_p: config.data.flip.unwrap_or(0.5),
+            jitter: config.data.jitter.unwrap_or(0.0),
+            grey_p: config.data.grey.unwrap_or(0.0),
+            ..AugmentConfig::default()
+        },
+        world,
+        shard_head: config
+            .distributed
+            .filter(|d| d.shard_head)
+            .map(|d| d.sample_rate),
+        fault,
+    };
+    plan.batches_per_epoch = plan.batches(0)?.len() as u64;
+    if plan.batches_per_epoch == 0 {
+        return Err(TrainError::config(
+            "train.batch_size",
+            format!(
+                "{batch} is larger than one epoch of the data ({} images)",
+                source.len()
+            ),
+        )
+        .into());
+    }
+    plan.total = config
+        .train
+        .steps
+        .unwrap_or_else(|| config.train.epochs.unwrap_or(1) * plan.batches_per_epoch);
+    let _only_run = COLLECTIVE.lock().unwrap_or_else(|p| p.into_inner());
+    // Drawn under the lock: the seeded draw uses the backend's process-wide generator.
+    let model = init_model::<B>(config, classes, &devices[0])?;
+    reset_collective::<B::InnerBackend>();
+    let started = Instant::now();
+    let results: Vec<Result<WorkerOut<B>, DistributedError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(rank, device)| {
+                let replica = model.clone().fork(device);
+                let plan = &plan;
+                s.spawn(move || worker::<B>(rank, device.clone(), replica, plan))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(rank, h)| {
+                h.join().unwrap_or_else(|panic| {
+                    Err(DistributedError::Panicked {
+                        worker: rank,
+                        message: panic_message(&*panic),
+                    })
+                })
+            })
+            .collect()
+    });
+    reset_collective::<B::InnerBackend>();
+    let seconds = started.elapsed().as_secs_f64();
+    // The cause first: a worker's own error before the others' reports of it.
+    let mut outs = Vec::with_capacity(world);
+    let mut reports = None;
+    for r in results {
+        match r {
+            Ok(out) => outs.push(out),
+            Err(e @ DistributedError::PeerFailed { .. }) => {
+                reports.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(e) = reports {
+        return Err(e);
+    }
+    let shards: Vec<ShardedHead<B>> = outs.iter().filter_map(|o| o.shard.clone()).collect();
+    let out = outs.into_iter().next().expect("at least one worker");
+    let mut model = out.model;
+    if !shards.is_empty() {
+        model.head = assemble(config, classes, shards, &devices[0])?;
+    }
+    Ok(DataParallelSummary {
+        images_per_second: out.losses.len() as f64 * batch as f64 / seconds.max(1e-9),
+        losses: out.losses,
+        model,
+        head_state: out.head_state,
+        workers: world,
+        train_seconds: seconds,
+    })
+}
+
+/// The full head from its shards (in rank order): weights (and bias) concatenated by rows.
+fn assemble<B: AutodiffBackend>(
+    config: &TrainConfig,
+    classes: usize,
+    shards: Vec<ShardedHead<B>>,
+    device: &B::Device,
+) -> Result<Head<B>, DistributedError> {
+    let dtype = <B::FloatElem as Element>::dtype();
+    let weight: Tensor<B, 2> = Tensor::from_data(
+        Tensor::cat(
+            shards
+                .iter()
+                .map(|s| s.classifier.weight.val().inner().to_device(device))
+                .collect(),
+            0,
+        )
+        .into_data()
+        .convert_dtype(dtype),
+        (device, dtype),
+    );
+    let bias = shards[0].classifier.bias.is_some().then(|| {
+        Tensor::<B, 1>::from_data(
+            Tensor::cat(
+                shards
+                    .iter()
+                    .filter_map(|s| s.classifier.bias.as_ref())
+                    .map(|b| b.val().inner().to_device(device))
+                    .collect(),
+                0,
+            )
+            .into_data()
+            .convert_dtype(dtype),
+            (device, dtype),
+        )
+    });
+    let dim = weight.dims()[1];
+    Ok(config
+        .head
+        .spec
+        .init_with(
+            classes,
+            dim,
+            HeadTensors {
+                weight: Some(weight),
+                bias,
+            },
+        )
+        .map_err(TrainError::from)?)
+}
+
+/// With `[distributed] shard_head`: a sample rate in (0, 1], no global-norm clipping and no
+/// learned scale (both would need the head's gradients reduced across shards).
+fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
+    let Some(d) = config.distributed.filter(|d| d.shard_head) else {
+        return Ok(());
+    };
+    if !(d.sample_rate.is_finite() && d.sample_rate > 0.0 && d.sample_rate <= 1.0) {
+        return Err(TrainError::config(
+            "distributed.sample_rate",
+            format!("{} is not a fraction in (0, 1]", d.sample_rate),
+        ));
+    }
+    if config.train.clip_grad_norm.is_some() {
+        return Err(TrainError::config(
+            "train.clip_grad_norm",
+            "global-norm clipping is not supported with distributed.shard_head yet",
+        ));
+    }
+    if config.head.spec.learned_scale().is_some() {
+        return Err(TrainError::config(
+            "head.learnable_scale",
+            "a learned scale is not supported with distributed.shard_head yet",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses heads whose loss is not a mean of per-row terms (their gradient from parts of
+/// the batch is not the gradient of the whole batch).
+fn check_row_separable(config: &TrainConfig) -> Result<(), TrainError> {
+    let spec = &config.head.spec;
+    let coupled = match spec {
+        HeadConfig::AdaCos(a) => a.dynamic,
+        HeadConfig::DeepId2(_) => true,
+        other => !other.kind().is_classifier(),
+    };
+    if coupled {
+        return Err(TrainError::config(
+            "head.kind",
+            format!("`{}` couples the rows of a batch (in-batch pairs or batch statistics): data-parallel training supports the softmax-family heads (dynamic AdaCos: set dynamic = false)", spec.name()),
+        ));
+    }
+    if config.head.center.is_some() || config.head.contrastive.is_some() {
+        return Err(TrainError::config(
+            "head",
+            "the center and contrastive auxiliaries are not supported by data-parallel training",
+        ));
+    }
+    Ok(())
+}
+
+struct WorkerOut<B: AutodiffBackend> {
+    losses: Vec<(u64, f64)>,
+    model: Trainee<B>,
+    shard: Option<ShardedHead<B>>,
+    head_state: HeadState,
+}
+
+/// The error constructors of worker `rank`.
+#[derive(Clone, Copy)]
+struct Fail {
+    rank: usize,
+}
+
+impl Fail {
+    fn collective(self, operation: &'static str) -> impl Fn(CollectiveError) -> DistributedError {
+        move |e| DistributedError::Collective {
+            worker: self.rank,
+            operation,
+            message: format!("{e:?}"),
+        }
+    }
+
+    fn train(self, source: impl Into<TrainError>) -> DistributedError {
+        DistributedError::Worker {
+            worker: self.rank,
+            source: Box::new(source.into()),
+        }
+    }
+
+    fn shard(self, source: impl Into<ShardError>) -> DistributedError {
+        DistributedError::Shard {
+            worker: self.rank,
+            source: Box::new(source.into()),
+        }
+    }
+}
+
+fn worker<B: AutodiffBackend>(
+    rank: usize,
+    device: B::Device,
+    model: Trainee<B>,
+    plan: &Plan<'_>,
+) -> Result<WorkerOut<B>, DistributedError> {
+    let peer = PeerId::from(rank);
+    let fail = Fail { rank };
+    register::<B::InnerBackend>(
+        peer,
+        device.clone(),
+        CollectiveConfig::default().with_num_devices(plan.world),
+    )
+    .map_err(fail.collective("register"))?;
+    let result = run_worker::<B>(rank, peer, &device, model, plan);
+    // Unregister even after an error.
+    let finished =
+        finish_collective::<B::InnerBackend>(peer).map_err(fail.collective("finish_collective"));
+    let out = result?;
+    finished?;
+    Ok(out)
+}
+
+/// One step's part of the global batch on this worker, and the labels of the whole batch.
+fn load_part<B: AutodiffBackend>(
+    plan: &Plan<'_>,
+    global: &[usize],
+    rank: usize,
+    epoch: u64,
+    b: u64,
+    device: &B::Device,
+) -> Result<(ImageBatch<B>, Vec<i64>), TrainError> {
+    let per = global.len() / plan.world;
+    let offset = rank * per;
+    let items = global[offset..offset + per]
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| {
+            let sample = plan.source.get(i)?;
+            // The draws item `offset + j` of the batch has in the one-device loop.
+            let key = [plan.config.train.seed, 0xA06, epoch, b, (offset + j) as u64];
+            Ok(augment(
+                &sample,
+                &plan.augment,
+                &mut SplitMix64::from_parts(&key),
+            ))
+        })
+        .collect::<Result<Vec<_>, DataError>>()?;
+    let batch = ImageBatcher.batch_channels::<B>(&items, plan.in_channels, device)?;
+    let labels = global.iter().map(|&i| plan.labels[i] as i64).collect();
+    Ok((batch, labels))
+}
+
+fn run_worker<B: AutodiffBackend>(
+    rank: usize,
+    peer: PeerId,
+    device: &B::Device,
+    mut model: Trainee<B>,
+    plan: &Plan<'_>,
+) -> Result<WorkerOut<B>, DistributedError> {
+    let fail = Fail { rank };
+    let config = plan.config;
+    let world = plan.world;
+    check_identical::<B>(rank, peer, &model, device, world)?;
+    let mut shard = match plan.shard_head {
+        Some(rate) => Some(
+            ShardedHead::from_head(&model.head, world, rank)
+                .and_then(|s| s.with_sampling(rate, config.train.seed))
+                .map_err(|e| fail.shard(e))?,
+        ),
+        None => None,
+    };
+    let exchange = CollectiveExchange {
+        rank,
+        world_size: world,
+    };
+    let mut opt_backbone =
+        GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
+    let mut opt_head =
+        GroupOptimizer::<Head<B>, B>::new(&config.optim, config.optim.head_weight_decay());
+    let mut opt_shard =
+        GroupOptimizer::<ShardedHead<B>, B>::new(&config.optim, config.optim.head_weight_decay());
+    let mut head_state = HeadState::default();
+    let mut losses = Vec::with_capacity(plan.total as usize);
+    let mut cached: Option<(u64, Vec<Vec<usize>>)> = None;
+    for step in 0..plan.total {
+        let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
+        if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            cached = Some((epoch, plan.batches(epoch).map_err(|e| fail.train(e))?));
+        }
+        let global = &cached.as_ref().expect("plan").1[b as usize];
+        // This worker's part of the batch, then a status exchange: a worker whose part fails
+        // (unreadable image, injected fault, panic) tells the others, and every worker stops
+        // with an error naming it instead of waiting for it in a later all-reduce.
+        let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if plan.fault == Some((rank, step)) {
+                return Err(TrainError::config(
+                    "distributed",
+                    format!("injected fault at step {step}"),
+                ));
+            }
+            load_part::<B>(plan, global, rank, epoch, b, device)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(TrainError::config(
+                "distributed",
+                format!(
+                    "worker panicked while loading its batch: {}",
+                    panic_message(&*panic)
+                ),
+            ))
+        });
+        let failed_workers = exchange_status::<B>(rank, peer, part.is_err(), device, world)?;
+        let (batch, global_labels) = match part {
+            Err(e) => return Err(fail.train(e)),
+            Ok(_) if !failed_workers.is_empty() => {
+                return Err(DistributedError::PeerFailed {
+                    worker: rank,
+                    failed: failed_workers,
+                    step,
+                })
+            }
+            Ok(part) => part,
+        };
+        let embeddings = model.backbone.forward(batch.images);
+        let lr = learning_rate(&config.schedule, config.optim.lr(), step, plan.total);
+        let head_lr = learning_rate(&config.schedule, config.optim.head_lr(), step, plan.total);
+        let loss_value;
+        let g_backbone;
+        if let Some(current) = shard.take() {
+            // Gather every worker's embeddings (an all-reduce of a zero-padded buffer), run
+            // this worker's shard on the whole batch, then send the embeddings' gradient
+            // (summed over shards) back through this worker's backbone.
+            let [per, dim] = embeddings.dims();
+            let n = global.len();
+            let offset = rank * per;
+            let dtype = <B::FloatElem as Element>::dtype();
+            let padded = Tensor::<B::InnerBackend, 2>::zeros([n, dim], (device, dtype))
+                .slice_assign([offset..offset + per, 0..dim], embeddings.clone().inner());
+            let all = exchange
+                .all_reduce(Tensor::<B, 2>::from_inner(padded), ReduceOp::Sum)
+                .map_err(|e| fail.shard(e))?
+                .require_grad();
+            let labels = Tensor::<B, 1, Int>::from_data(
+                TensorData::new(global_labels, [n]),
+                (device, <B::IntElem as Element>::dtype()),
+            );
+            let out = current
+                .forward(all.clone(), labels, &head_state, &exchange)
+                .map_err(|e| fail.shard(e))?;
+            loss_value =
+                visage_io::read_back_scalar(out.loss.clone().inner()).map_err(|e| fail.train(e))?;
+            check_finite(step, loss_value).map_err(|e| fail.train(e))?;
+            let mut grads = out.loss.backward();
+            let g_all = all.grad(&grads).ok_or_else(|| {
+                fail.train(TrainError::config(
+                    "distributed.shard_head",
+                    "the gathered embeddings got no gradient",
+                ))
+            })?;
+            let g_all = exchange
+                .all_reduce(Tensor::<B, 2>::from_inner(g_all), ReduceOp::Sum)
+                .map_err(|e| fail.shard(e))?;
+            let g_mine = g_all.slice([offset..offset + per, 0..dim]).detach();
+            let g_shard = GradientsParams::from_module(&mut grads, &current);
+            let mut grads = (embeddings * g_mine).sum().backward();
+            // Each worker's backbone gradient is its rows' exact part of the global loss's.
+            g_backbone = GradientsParams::from_module(&mut grads, &model.backbone)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum)
+                .map_err(fail.collective("all_reduce"))?;
+            shard = Some(opt_shard.step(head_lr, current, g_shard));
+        } else {
+            let loss = model
+                .head
+                .forward(embeddings, batch.labels, &mut head_state)
+                .loss;
+            let global_loss = all_reduce::<B::InnerBackend>(
+                peer,
+                loss.clone().inner().into_primitive().tensor(),
+                ReduceOperation::Mean,
+            )
+            .map_err(fail.collective("all_reduce"))?;
+            loss_value = visage_io::read_back_scalar(Tensor::<B::InnerBackend, 1>::from_primitive(
+                TensorPrimitive::Float(global_loss),
+            ))
+            .map_err(|e| fail.train(e))?;
+            check_finite(step, loss_value).map_err(|e| fail.train(e))?;
+            let mut grads = loss.backward();
+            let mut g_bb = GradientsParams::from_module(&mut grads, &model.backbone)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(fail.collective("all_reduce"))?;
+            let mut g_head = GradientsParams::from_module(&mut grads, &model.head)
+                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+                .map_err(fail.collective("all_reduce"))?;
+            if let Some(max) = config.train.clip_grad_norm {
+                clip_global_norm::<B, _, _>(
+                    (&model.backbone, &mut g_bb),
+                    (&model.head, &mut g_head),
+                    max,
+                );
+            }
+            g_backbone = g_bb;
+            model.head = opt_head.step(head_lr, model.head, g_head);
+        }
+        model.backbone = opt_backbone.step(lr, model.backbone, g_backbone);
+        head_state.advance();
+        losses.push((step, loss_value));
+    }
+    Ok(WorkerOut {
+        losses,
+        model,
+        shard,
+        head_state,
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Every worker says whether its part of this step failed (an all-reduce of a `[W]` buffer,
+/// 1 in its own slot if so); returns the failed ranks.
+fn exchange_status<B: AutodiffBackend>(
+    rank: usize,
+    peer: PeerId,
+    failed: bool,
+    device: &B::Device,
+    world: usize,
+) -> Result<Vec<usize>, DistributedError> {
+    let mut flags = vec![0.0f32; world];
+    flags[rank] = if failed { 1.0 } else { 0.0 };
+    let dtype = <B::FloatElem as Element>::dtype();
+    let t = Tensor::<B::InnerBackend, 1>::from_data(
+        TensorData::new(flags, [world]).convert_dtype(dtype),
+        (device, dtype),
+    );
+    let all =
+        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
+            .map_err(Fail { rank }.collective("all_reduce"))?;
+    let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap_or_default();
+    Ok(all
+        .iter()
+        .enumerate()
+        .filter(|(_, &f)| f != 0.0)
+        .map(|(r, _)| r)
+        .collect())
+}
+
+fn check_finite(step: u64, value: f64) -> Result<(), TrainError> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::NonFinite { step, value })
+    }
+}
+
+/// Sum and sum of squares of every parameter, in f64.
+struct Fingerprint([f64; 2]);
+
+impl<B: Backend> ModuleVisitor<B> for Fingerprint {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let values: Vec<f64> = param
+            .val()
+            .into_data()
+            .convert::<f64>()
+            .into_vec()
+            .unwrap_or_default();
+        for v in values {
+            self.0[0] += v;
+            self.0[1] += v * v;
+        }
+    }
+}
+
+/// Every worker's fingerprint gathered by an all-reduce (sum) of a zero-padded `[W, 2]`
+/// buffer; an error names this worker if the group's fingerprints differ.
+fn check_identical<B: AutodiffBackend>(
+    rank: usize,
+    peer: PeerId,
+    model: &Trainee<B>,
+    device: &B::Device,
+    world: usize,
+) -> Result<(), DistributedError> {
+    let mut fp = Fingerprint([0.0; 2]);
+    model.visit(&mut fp);
+    let local = [fp.0[0] as f32, fp.0[1] as f32];
+    let mut buffer = vec![0.0f32; world * 2];
+    buffer[rank * 2..rank * 2 + 2].copy_from_slice(&local);
+    let dtype = <B::FloatElem as Element>::dtype();
+    let t = Tensor::<B::InnerBackend, 1>::from_data(
+        TensorData::new(buffer, [world * 2]).convert_dtype(dtype),
+        (device, dtype),
+    );
+    let all =
+        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
+            .map_err(Fail { rank }.collective("all_reduce"))?;
+    let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
+        .into_data()
+        .convert::<f32>()
+        .into_vec()
+        .unwrap_or_default();
+    let pairs: Vec<[f64; 2]> = all.chunks(2).map(|c| [c[0] as f64, c[1] as f64]).collect();
+    let min = pairs
+        .iter()
+        .fold([f64::INFINITY; 2], |a, p| [a[0].min(p[0]), a[1].min(p[1])]);
+    let max = pairs.iter().fold([f64::NEG_INFINITY; 2], |a, p| {
+        [a[0].max(p[0]), a[1].max(p[1])]
+    });
+    if min != max {
+        return Err(DistributedError::Diverged {
+            worker: rank,
+            local: [local[0] as f64, local[1] as f64],
+            min,
+            max,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! Local data-parallel training on burn-collective: 2 and 3 workers (threads, one flex
+//! device each) for a few steps equal one worker at the same global batch (the loss of every
+//! step and the final weights within 1e-4 relative), and one worker equals the ordinary
+//! single-device loop. LeNets++ has no BatchNorm, so nothing per worker breaks the equality.
+//! Plus the configuration errors.
+
+use std::path::PathBuf;
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use visage_train::distributed::{train_data_parallel, DistributedError};
+use visage_train::{train, TrainConfig, TrainOptions};
+
+type B = Autodiff<Flex>;
+
+/// The seeded initial draw uses the backend's process-wide generator: the tests of this file
+/// run one at a time so that no other test draws in between.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn config(head: &str, extra: &str) -> TrainConfig {
+    let text = format!(
+        r#"
+[data]
+kind = "synthetic"
+identities = 6
+images_per_identity = 4
+image_size = 28
+difficulty = 0.3
+flip = 0.5
+
+[backbone]
+kind = "lenet_pp"
+in_channels = 3
+embedding_dim = 16
+
+[head]
+{head}
+
+[optim]
+lr = 0.05
+
+[schedule]
+kind = "constant"
+
+[train]
+batch_size = 12
+steps = 4
+seed = 5
+{extra}
+"#
+    );
+    toml::from_str(&text).expect("test config parses")
+}
+
+/// Every parameter value of a module, in module order.
+struct Values(Vec<f64>);
+impl<Bk: Backend> ModuleVisitor<Bk> for Values {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
+        self.0.extend(
+            param
+                .val()
+                .into_data()
+                .convert::<f64>()
+                .into_vec::<f64>()
+                .unwrap(),
+        );
+    }
+}
+
+fn values<M: Module<B>>(m: &M) -> Vec<f64> {
+    let mut v = Values(vec![]);
+    m.visit(&mut v);
+    v.0
+}
+
+fn assert_rel(what: &str, a: &[f64], b: &[f64], tol: f64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let worst = a
+        .iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+    assert!(
+        worst <= tol * scale,
+        "{what}: max abs diff {worst:e} > {tol:e} x {scale:e}"
+    );
+}
+
+fn devices_of<Bk: Backend>(n: usize) -> Vec<Bk::Device> {
+    vec![Default::default(); n]
+}
+
+#[test]
+fn two_and_three_workers_equal_one_worker() {
+    let _serial = serial();
+    for head in [
+        "kind = \"softmax\"",
+        "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+    ] {
+        let c = config(head, "clip_grad_norm = 5.0");
+        let one = train_data_parallel::<B>(&c, &devices_of::<B>(1)).expect("1 worker");
+        assert_eq!(one.losses.len(), 4);
+        let w1 = values(&one.model);
+        for n in [2, 3] {
+            let run = train_data_parallel::<B>(&c, &devices_of::<B>(n)).expect("workers");
+            assert_eq!(run.workers, n);
+            let a: Vec<f64> = run.losses.iter().map(|l| l.1).collect();
+            let b: Vec<f64> = one.losses.iter().map(|l| l.1).collect();
+            for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs(),
+                    "{head}, {n} workers, step {step}: loss {x} vs {y}"
+                );
+            }
+            assert_rel(
+                &format!("{head}, {n} workers: final weights"),
+                &values(&run.model),
+                &w1,
+                1e-4,
+            );
+        }
+        // The weights moved (the test is not vacuous).
+        let start = visage_train::init_model::<B>(&c, 6, &Default::default()).expect("init");
+        let w0 = values(&start);
+        let moved = w0
+            .iter()
+            .zip(&w1)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(moved > 1e-3, "{head}: weights did not move ({moved:e})");
+    }
+}
+
+#[test]
+fn one_worker_equals_the_single_device_loop() {
+    let _serial = serial();
+    let c = config("kind = \"cosface\"\nscale = 16.0\nmargin = 0.2", "");
+    let one = train_data_parallel::<B>(&c, &devices_of::<B>(1)).expect("1 worker");
+    let dir: PathBuf = std::env::temp_dir().join(format!("visage-dp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let plain = train::<B>(
+        &c,
+        &dir,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        &Default::default(),
+    )
+    .expect("train");
+    let _ = std::fs::remove_dir_all(&dir);
+    for ((s, a), (_, b)) in one.losses.iter().zip(&plain.losses) {
+        assert!((a - b).abs() <= 1e-5 * b.abs(), "step {s}: {a} vs {b}");
+    }
+    assert_eq!(one.losses.len(), plain.losses.len());
+}
+
+#[test]
+fn configuration_errors_name_their_key() {
+    let c = config("kind = \"softmax\"", "");
+    let err = train_data_parallel::<B>(&c, &devices_of::<B>(5)).unwrap_err();
+    assert!(err.to_string().contains("train.batch_size"), "{err}");
+    assert!(matches!(err, DistributedError::Train(_)));
+    let err = train_data_parallel::<B>(&c, &devices_of::<B>(0)).unwrap_err();
+    assert!(err.to_string().contains("distributed.devices"), "{err}");
+    let t = config("kind = \"triplet\"", "");
+    let err = train_data_parallel::<B>(&t, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("head.kind"), "{err}");
+    let a = config("kind = \"adacos\"\ndynamic = true", "");
+    let err = train_data_parallel::<B>(&a, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("dynamic"), "{err}");
+}
+
+#[test]
+fn sharded_head_on_two_and_three_workers_equals_one_worker() {
+    let _serial = serial();
+    for head in [
+        "kind = \"softmax\"\nbias = true",
+        "kind = \"arcface\"\nscale = 8.0\nmargin = 0.2",
+    ] {
+        let plain = config(head, "");
+        let one = train_data_parallel::<B>(&plain, &devices_of::<B>(1)).expect("1 worker");
+        for n in [2, 3] {
+            let mut c = plain.clone();
+            c.distributed = Some(visage_train::distributed::DistributedConfig {
+                devices: n,
+                shard_head: true,
+                sample_rate: 1.0,
+            });
+            let run = train_data_parallel::<B>(&c, &devices_of::<B>(n)).expect("sharded");
+            for ((s, a), (_, b)) in run.losses.iter().zip(&one.losses) {
+                assert!(
+                    (a - b).abs() <= 1e-4 * b.abs(),
+                    "{head}, {n} sharded workers, step {s}: loss {a} vs {b}"
+                );
+            }
+            assert_rel(
+                &format!("{head}, {n} sharded workers: backbone"),
+                &values(&run.model.backbone),
+                &values(&one.model.backbone),
+                1e-4,
+            );
+            assert_rel(
+                &format!("{head}, {n} sharded workers: head (shards reassembled)"),
+                &values(&run.model.head),
+                &values(&one.model.head),
+                1e-4,
+            );
+        }
+    }
+    // Partial FC sampling trains with finite losses; clipping is refused with sharding.
+    let mut c = config("kind = \"cosface\"\nscale = 16.0\nmargin = 0.2", "");
+    c.distributed = Some(visage_train::distributed::DistributedConfig {
+        devices: 2,
+        shard_head: true,
+        sample_rate: 0.5,
+    });
+    let run = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("sampled");
+    assert!(run.losses.iter().all(|l| l.1.is_finite() && l.1 > 0.0));
+    let mut clipped = config("kind = \"softmax\"", "clip_grad_norm = 1.0");
+    clipped.distributed = c.distributed;
+    let err = train_data_parallel::<B>(&clipped, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("train.clip_grad_norm"), "{err}");
+}
+
+#[test]
+fn a_failing_worker_stops_the_others_with_an_error_naming_it() {
+    let _serial = serial();
+    for shard in [false, true] {
+        let mut c = config("kind = \"softmax\"", "");
+        c.distributed = Some(visage_train::distributed::DistributedConfig {
+            devices: 3,
+            shard_head: shard,
+            sample_rate: 1.0,
+        });
+        // In a thread with a deadline: a hang fails the test instead of blocking it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = visage_train::distributed::train_data_parallel_with_fault::<B>(
+                &c,
+                &devices_of::<B>(3),
+                Some((1, 2)),
+            );
+            let _ = tx.send(r.map(|s| s.losses.len()).map_err(|e| e.to_string()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("the run stopped within the deadline (no hang)");
+        let err = result.expect_err("a worker failed");
+        assert!(
+            err.contains("worker 1") && err.contains("injected fault at step 2"),
+            "shard_head = {shard}: {err}"
+        );
+    }
+    // The collective is usable again after a failed run.
+    let c = config("kind = \"softmax\"", "");
+    let ok = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("a run after a failure");
+    assert_eq!(ok.losses.len(), 4);
+}
+
+#[test]
+fn the_distributed_table_parses_and_refuses_unknown_keys() {
+    let base = toml::to_string(&config("kind = \"softmax\"", "")).unwrap();
+    let c: TrainConfig = toml::from_str(&format!(
+        "{base}\n[distributed]\ndevices = 4\nshard_head = true\n"
+    ))
+    .unwrap();
+    let d = c.distributed.expect("[distributed]");
+    assert_eq!((d.devices, d.shard_head, d.sample_rate), (4, true, 1.0));
+    let err = toml::from_str::<TrainConfig>(&format!("{base}\n[distributed]\nworkers = 2\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("workers"), "{err}");
+    // Absent, it is not written back (config fingerprints of existing runs are unchanged).
+    assert!(!base.contains("distributed"));
+}
