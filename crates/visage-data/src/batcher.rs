@@ -1,9 +1,9 @@
 //! Image samples to Burn tensors: `(x / 255 - 0.5) / 0.5` into `[N, 3, H, W]` f32 plus labels
 //! `[N]` Int.
 //!
-//! Burn's own `Batcher` trait lives behind its `dataset` feature (which pulls `burn-dataset`);
-//! this crate keeps Burn's default features off, so [`ImageBatcher::batch`] has the same shape
-//! (`items`, `device`) but returns a `Result`, since decoded images may disagree in size.
+//! [`ImageBatcher::batch`] has the shape of Burn's `Batcher` (`items`, `device`) but returns a
+//! `Result`, since decoded images may disagree in size; Burn's own `Batcher` trait is
+//! implemented for it in [`crate::burn_dataset`], with the error inside the batch.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
