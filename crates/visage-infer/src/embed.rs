@@ -12,7 +12,7 @@ use crate::error::InferError;
 
 // (not `Result`: the `Config` derive expands to code naming `Result<T, E>`)
 type Res<T> = crate::error::Result<T>;
-use crate::progress::Progress;
+use visage_io::Progress;
 
 /// How images are embedded.
 #[derive(Config, Debug)]

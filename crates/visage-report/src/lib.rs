@@ -5,11 +5,13 @@
 //! - [`zoo`]: the loss zoo's Markdown table and bar chart.
 //!
 //! Every file is written through a temporary sibling renamed into place
-//! ([`visage_io::write_atomic_by_path`]); errors are [`visage_eval::EvalError`] (its `Plot`
-//! variant names the output file).
+//! ([`visage_io::write_atomic_by_path`]); errors are [`ReportError`], each naming
+//! the output file.
 
+pub mod error;
 pub mod plot;
 pub mod zoo;
 
+pub use error::ReportError;
 pub use plot::{histogram_path, plot_roc, plot_score_histograms};
 pub use zoo::{plot_zoo, zoo_markdown, ZooRow};

@@ -25,9 +25,10 @@ use std::str::FromStr;
 
 use burn::tensor::backend::AutodiffBackend;
 use visage_backbones::{BackboneConfig, BackboneKind};
-use visage_infer::{EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec, Progress};
+use visage_infer::{EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
+use crate::progress::Bar;
 
 /// Arguments of `visage embed`.
 #[derive(clap::Args, Debug)]
@@ -72,33 +73,6 @@ pub struct Args {
     /// (by default each is an error naming the tensor or the row).
     #[arg(long)]
     pub allow_non_finite: bool,
-}
-
-/// An indicatif bar on stderr for the library's progress (hidden when stderr is no terminal).
-#[derive(Default)]
-pub(crate) struct Bar(Option<indicatif::ProgressBar>);
-
-impl Progress for Bar {
-    fn start(&mut self, stage: &str, total: u64) {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{stage} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        self.0 = Some(bar);
-    }
-    fn advance(&mut self, steps: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(steps);
-        }
-    }
-    fn finish(&mut self) {
-        if let Some(bar) = self.0.take() {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 struct EmbedJob(EmbedRequest);

@@ -23,8 +23,8 @@ use burn::tensor::backend::AutodiffBackend;
 use visage_backbones::{BackboneConfig, BackboneKind};
 use visage_infer::{DatasetSpec, EvalOutcome, EvalRequest, ModelSpec, SyntheticPairs};
 
-use super::embed::Bar;
 use crate::backend::{dispatch, BackendJob, BackendKind};
+use crate::progress::Bar;
 
 /// Arguments of `visage eval`.
 #[derive(clap::Args, Debug)]

@@ -9,9 +9,11 @@
 
 use std::path::PathBuf;
 
-use visage_eval::identification::identify_stream;
+use visage_eval::identification::identify_stream_with_progress;
 use visage_eval::io::{read_embeddings, read_labels, EmbeddingReader};
 use visage_eval::{write_report, IdentificationConfig};
+
+use crate::progress::Bar;
 
 /// Arguments of `visage identify`.
 #[derive(clap::Args, Debug)]
@@ -48,11 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let config = IdentificationConfig {
         ranks: args.ranks.clone(),
         distractor_block: args.distractor_block,
-        progress: true,
         ..Default::default()
     };
     let start = std::time::Instant::now();
-    let r = identify_stream(&probes, &labels, distractors, &config)?;
+    let r =
+        identify_stream_with_progress(&probes, &labels, distractors, &config, &mut Bar::default())?;
     write_report(&args.report, &r)?;
     println!(
         "probes {} ({} identities, {} single-image probes skipped), distractors {}, {} ordered pairs, {:.1} s",
