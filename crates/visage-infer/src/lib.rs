@@ -51,7 +51,7 @@ pub use error::{InferError, Result};
 pub use evaluate::{evaluate, EvalOutcome, EvalReport, EvalRequest};
 pub use image_input::{list_images, read_image_input, read_images_tensor, ImageInput};
 pub use input_size::parse_hw;
-pub use model::{load_backbone, Model, ModelInfo, ModelSpec};
+pub use model::{backbone_config, load_backbone, BackboneSource, Model, ModelInfo, ModelSpec};
 pub use summary::{summary_markdown, tar_text};
 /// Progress reporting, shared by every visage library (defined in `visage-io`).
 pub use visage_io::{NoProgress, Progress};

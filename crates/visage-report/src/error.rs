@@ -21,6 +21,19 @@ pub enum ReportError {
         /// What is missing.
         reason: String,
     },
+    /// The embeddings, pairs or report files cannot be read or written, or the protocol
+    /// cannot run on them.
+    #[error(transparent)]
+    Eval(#[from] visage_eval::EvalError),
+    /// The protocol cannot run on the embeddings of this file (shapes, non-finite values).
+    #[error("{}: {source}", path.display())]
+    Input {
+        /// The embeddings file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: visage_eval::EvalError,
+    },
     /// The file could not be written, synced or renamed into place.
     #[error(transparent)]
     Io(#[from] visage_io::IoError),

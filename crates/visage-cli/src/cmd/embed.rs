@@ -21,11 +21,11 @@
 //!   `--allow-non-finite` lets all three through.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use burn::tensor::backend::AutodiffBackend;
-use visage_backbones::{BackboneConfig, BackboneKind};
-use visage_infer::{EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec};
+use visage_infer::{
+    backbone_config, BackboneSource, EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec,
+};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 use crate::progress::Bar;
@@ -92,14 +92,12 @@ impl BackendJob for EmbedJob {
 
 /// Runs `visage embed`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = BackboneConfig::new(BackboneKind::from_str(&args.backbone)?);
-    config.input_size = args
-        .input_size
-        .as_deref()
-        .map(visage_infer::parse_hw)
-        .transpose()?;
-    config.embedding_dim = args.embedding_dim;
-    config.in_channels = args.in_channels;
+    let config = backbone_config(
+        &BackboneSource::Kind(args.backbone),
+        args.input_size.as_deref(),
+        args.embedding_dim,
+        args.in_channels,
+    )?;
     let request = EmbedRequest {
         model: ModelSpec {
             config,
