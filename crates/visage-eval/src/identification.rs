@@ -952,3 +952,35 @@ fn finish(
         protocol: IDENTIFICATION_PROTOCOL.to_string(),
     })
 }
+
+/// A 1:N identification run on files (what `visage identify` does).
+#[derive(Debug, Clone)]
+pub struct IdentifyRequest {
+    /// Probe embeddings f32 `[Np, d]` (`.npy` or `.safetensors` key `embeddings`).
+    pub probes: std::path::PathBuf,
+    /// Probe identity labels, integers `[Np]` (`.npy` or `.safetensors` key `labels`).
+    pub probe_labels: std::path::PathBuf,
+    /// Distractor embeddings f32 `[Nd, d]`; `.npy` rows are scored while they are read.
+    pub distractors: std::path::PathBuf,
+    /// Ranks and block sizes.
+    pub config: IdentificationConfig,
+    /// Output JSON report.
+    pub report: std::path::PathBuf,
+}
+
+/// Runs `request`: checks the ranks before any file is read, reads the probes and labels,
+/// streams the distractors ([`identify_stream_with_progress`]) and writes the report.
+pub fn identify_files(
+    request: &IdentifyRequest,
+    progress: &mut dyn Progress,
+) -> Result<IdentificationReport, EvalError> {
+    check_ranks(&request.config.ranks)?;
+    let probes = crate::io::read_embeddings(&request.probes)?;
+    let labels = crate::io::read_labels(&request.probe_labels)?;
+    // header only (.npy): the rows are read while they are scored
+    let distractors = crate::io::EmbeddingReader::open(&request.distractors)?;
+    let report =
+        identify_stream_with_progress(&probes, &labels, distractors, &request.config, progress)?;
+    crate::write_report(&request.report, &report)?;
+    Ok(report)
+}
