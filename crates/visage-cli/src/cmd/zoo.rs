@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use visage_train::zoo::{ZooOptions, ZooPlan, ZooPreset, ZooReport};
 
@@ -59,18 +58,14 @@ struct ZooJob {
 impl BackendJob for ZooJob {
     type Output = ZooReport;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<ZooReport> {
-        let out = self.out.clone();
-        Ok(self
-            .plan
-            .run::<B>(
-                &self.out,
-                &self.options,
-                &self.command,
-                self.backend.name(),
-                &device,
-                |i, n, o| eprintln!("{}", o.progress_line(i, n)),
-            )
-            .with_context(|| format!("writing the zoo report in {}", out.display()))?)
+        Ok(self.plan.run::<B>(
+            &self.out,
+            &self.options,
+            &self.command,
+            self.backend.name(),
+            &device,
+            |i, n, o| eprintln!("{}", o.progress_line(i, n)),
+        )?)
     }
 }
 
