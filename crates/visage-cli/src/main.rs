@@ -1,6 +1,7 @@
 //! `visage`: train, evaluate and inspect face-representation models on any Burn backend.
 
 mod cmd;
+mod progress;
 
 /// Backend dispatch lives in `visage-parity`; `crate::backend` is its path for the commands.
 use visage_parity::backend;

@@ -875,3 +875,14 @@ pub fn pack_image_folder(folder: &ImageFolder, prefix: &Path) -> Result<PackSumm
         image_size: (h, w),
     })
 }
+
+/// Packs the image folder `from` (`root/<identity>/<image>`, class = sorted folder position)
+/// into `prefix.rec/.idx` + `property` ([`pack_image_folder`]), creating `prefix`'s folder
+/// first: what `visage data pack` does.
+pub fn pack_folder(from: &Path, prefix: &Path) -> Result<PackSummary> {
+    let folder = crate::ImageFolder::open(from)?;
+    if let Some(parent) = prefix.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
+    }
+    pack_image_folder(&folder, prefix)
+}

@@ -938,3 +938,85 @@ mod tests {
         }
     }
 }
+
+/// What [`write_synthetic_folder`] writes: the generator, the split, the sizes and an
+/// optional LFW pair list (what `visage data synth` takes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthFolderRequest {
+    /// The output folder (created).
+    pub out: std::path::PathBuf,
+    /// Image side, seed and nuisance strength of the faces.
+    pub config: SynthConfig,
+    /// Training or held-out identities.
+    pub split: SyntheticSplit,
+    /// Number of identities (> 0).
+    pub identities: usize,
+    /// Images per identity (> 0).
+    pub images_per_identity: usize,
+    /// Also write `pairs.txt` (10 folds) with this many pairs: a positive multiple of 20,
+    /// half genuine, half impostor.
+    pub pairs: Option<usize>,
+    /// Seed of the pair draw.
+    pub pairs_seed: u64,
+}
+
+/// What [`write_synthetic_folder`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthFolderSummary {
+    /// Images written.
+    pub images: usize,
+    /// Pairs written to `pairs.txt`, if any.
+    pub pairs: Option<usize>,
+    /// Seconds of rendering and writing.
+    pub seconds: f64,
+}
+
+/// Checks `request` (image side at least 8, positive sizes, a finite difficulty >= 0, pairs
+/// a positive multiple of 20; each an [`DataError::Invalid`](crate::DataError::Invalid)
+/// naming the setting), then writes the synthetic identities as an image folder
+/// (`out/<identity>/<identity>_<NNNN>.png`, [`SyntheticDataset::write_folder`]) with
+/// `pairs.txt` when pairs are asked for.
+pub fn write_synthetic_folder(request: &SynthFolderRequest) -> crate::Result<SynthFolderSummary> {
+    use crate::error::DataError;
+    let r = request;
+    if r.config.size < 8 {
+        return Err(DataError::Invalid(format!(
+            "size must be at least 8 pixels (got {})",
+            r.config.size
+        )));
+    }
+    if r.identities == 0 || r.images_per_identity == 0 {
+        return Err(DataError::Invalid(
+            "identities and images per identity must be positive".into(),
+        ));
+    }
+    if !(r.config.difficulty.is_finite() && r.config.difficulty >= 0.0) {
+        return Err(DataError::Invalid(
+            "difficulty must be a finite number >= 0".into(),
+        ));
+    }
+    let data = SyntheticDataset::try_new(r.config, r.split, r.identities, r.images_per_identity)?;
+    let pairs = match r.pairs {
+        Some(n) if n == 0 || n % 20 != 0 => {
+            return Err(DataError::Invalid(format!(
+                "pairs must be a positive multiple of 20 (10 folds, half genuine), got {n}"
+            )))
+        }
+        Some(n) => Some(PairList::draw(
+            r.identities,
+            r.images_per_identity,
+            10,
+            n / 20,
+            r.pairs_seed,
+        )?),
+        None => None,
+    };
+    std::fs::create_dir_all(&r.out).map_err(|e| DataError::io(&r.out, e))?;
+    let t = std::time::Instant::now();
+    data.write_folder(&r.out, pairs.as_ref())?;
+    Ok(SynthFolderSummary {
+        images: data.len(),
+        pairs: pairs.as_ref().map(|p| p.pairs.len()),
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}

@@ -129,7 +129,6 @@ fn main() {
     let p = Embeddings::new(np, dim, probes).expect("shape");
     let d = Embeddings::new(nd, dim, distractors).expect("shape");
     let config = IdentificationConfig {
-        progress: false,
         ..Default::default()
     };
     let t = Instant::now();

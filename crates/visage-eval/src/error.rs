@@ -72,14 +72,6 @@ pub enum EvalError {
     /// The input is well formed but the protocol cannot be run on it (e.g. no impostor pair).
     #[error("{0}")]
     Protocol(String),
-    /// A plot could not be drawn or written.
-    #[error("{path}: cannot draw plot: {reason}")]
-    Plot {
-        /// The output file.
-        path: PathBuf,
-        /// The drawing backend's message.
-        reason: String,
-    },
     /// A report could not be serialised.
     #[error("{path}: cannot serialise report: {source}")]
     Json {

@@ -44,7 +44,6 @@
 
 use std::collections::BTreeMap;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -53,6 +52,10 @@ use crate::score_block::dot_block;
 use crate::similarity::{dot_f64, normalize_f64};
 use crate::topk::TopK;
 use crate::{Embeddings, EvalError};
+use visage_io::{NoProgress, Progress};
+
+/// Progress shared by the scanner's threads: each finished block advances it by one.
+type Ticker<'a> = std::sync::Mutex<&'a mut dyn Progress>;
 
 /// The FAR of MegaFace's verification number.
 pub const IDENTIFICATION_FAR: f64 = 1e-6;
@@ -95,8 +98,6 @@ pub struct IdentificationConfig {
     pub distractor_block: usize,
     /// Minimum number of extra f32 candidates kept per heap before the f64 rescoring.
     pub margin: usize,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
 }
 
 impl Default for IdentificationConfig {
@@ -106,7 +107,6 @@ impl Default for IdentificationConfig {
             probe_block: 1024,
             distractor_block: 1024,
             margin: 8,
-            progress: false,
         }
     }
 }
@@ -287,7 +287,7 @@ impl<'a> Scanner<'a> {
         chunk: &[f32],
         first: usize,
         workers: &[std::sync::Mutex<Worker<S>>],
-        bar: &ProgressBar,
+        bar: Option<&Ticker<'_>>,
         visit: &(impl Fn(&mut S, usize, usize, &[f32], &[f32]) + Sync),
     ) -> Option<NonFinite> {
         let dim = self.dim;
@@ -331,7 +331,9 @@ impl<'a> Scanner<'a> {
                     visit(state, p0 + r, d0, raw, inv);
                 }
             }
-            bar.inc(1);
+            if let Some(bar) = bar {
+                bar.lock().unwrap_or_else(|e| e.into_inner()).advance(1);
+            }
         });
         bad.into_inner().unwrap_or_else(|e| e.into_inner())
     }
@@ -548,21 +550,6 @@ impl Plan {
             impostors: TopK::new(self.impostor_capacity),
         })
     }
-
-    fn progress_bar(&self, config: &IdentificationConfig, tasks: usize) -> ProgressBar {
-        if config.progress {
-            let bar = ProgressBar::new(tasks as u64);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "identify {bar:40} {pos}/{len} blocks [{elapsed_precise} < {eta_precise}]",
-                )
-                .expect("static template"),
-            );
-            bar
-        } else {
-            ProgressBar::hidden()
-        }
-    }
 }
 
 fn non_finite_error((row, column, value): NonFinite) -> EvalError {
@@ -576,12 +563,24 @@ fn non_finite_error((row, column, value): NonFinite) -> EvalError {
 
 /// Runs MegaFace-style identification of `probes` (labelled by `labels`) against
 /// `distractors`. Errors on shape mismatches, non-finite values, empty inputs, bad ranks, or
-/// when no probe identity has two images.
+/// when no probe identity has two images. [`identify_with_progress`] reports its progress.
 pub fn identify(
     probes: &Embeddings,
     labels: &[i64],
     distractors: &Embeddings,
     config: &IdentificationConfig,
+) -> Result<IdentificationReport, EvalError> {
+    identify_with_progress(probes, labels, distractors, config, &mut NoProgress)
+}
+
+/// [`identify`], reporting to `progress` one stage `"identify"` whose steps are the blocks of
+/// distractors scored (the numbers do not depend on it).
+pub fn identify_with_progress(
+    probes: &Embeddings,
+    labels: &[i64],
+    distractors: &Embeddings,
+    config: &IdentificationConfig,
+    progress: &mut dyn Progress,
 ) -> Result<IdentificationReport, EvalError> {
     let plan = plan(
         probes,
@@ -592,12 +591,21 @@ pub fn identify(
         || distractors.check_finite("distractors"),
     )?;
     let scanner = plan.scanner();
-    let bar = plan.progress_bar(config, scanner.tasks(plan.n_dist));
+    progress.start("identify", scanner.tasks(plan.n_dist) as u64);
     let workers = plan.candidate_workers();
-    if let Some(bad) = scanner.scan(&distractors.data, 0, &workers, &bar, &offer_candidates) {
+    let bar = std::sync::Mutex::new(progress);
+    let scanned = scanner.scan(
+        &distractors.data,
+        0,
+        &workers,
+        Some(&bar),
+        &offer_candidates,
+    );
+    let progress = bar.into_inner().unwrap_or_else(|e| e.into_inner());
+    progress.finish();
+    if let Some(bad) = scanned {
         return Err(non_finite_error(bad));
     }
-    bar.finish_and_clear();
     finish(&plan, workers, Access::Memory(Rows::of(distractors)))
 }
 
@@ -614,14 +622,28 @@ const STREAM_BUFFERS: usize = 3;
 /// candidate rows; the exact fallbacks, when they run (rarely), read the whole matrix. The
 /// result is that of [`identify`] on the whole matrix; a non-finite distractor value is
 /// reported when its chunk is scored (as the same [`EvalError::NonFinite`]).
+/// [`identify_stream_with_progress`] reports its progress.
 pub fn identify_stream(
+    probes: &Embeddings,
+    labels: &[i64],
+    distractors: crate::io::EmbeddingReader,
+    config: &IdentificationConfig,
+) -> Result<IdentificationReport, EvalError> {
+    identify_stream_with_progress(probes, labels, distractors, config, &mut NoProgress)
+}
+
+/// [`identify_stream`], reporting to `progress` one stage `"identify"` whose steps are the
+/// blocks of distractors scored (the numbers do not depend on it).
+pub fn identify_stream_with_progress(
     probes: &Embeddings,
     labels: &[i64],
     mut distractors: crate::io::EmbeddingReader,
     config: &IdentificationConfig,
+    progress: &mut dyn Progress,
 ) -> Result<IdentificationReport, EvalError> {
     if distractors.in_memory().is_some() {
-        return identify(probes, labels, &distractors.read_all()?, config);
+        let all = distractors.read_all()?;
+        return identify_with_progress(probes, labels, &all, config, progress);
     }
     let (n_dist, dim) = (distractors.rows(), distractors.dim());
     let plan = plan(probes, labels, n_dist, dim, config, || Ok(()))?;
@@ -632,8 +654,9 @@ pub fn identify_stream(
         .step_by(chunk_rows)
         .map(|c0| scanner.tasks(chunk_rows.min(n_dist - c0)))
         .sum();
-    let bar = plan.progress_bar(config, tasks);
+    progress.start("identify", tasks as u64);
     let workers = plan.candidate_workers();
+    let bar = std::sync::Mutex::new(progress);
     let distractors = std::thread::scope(|scope| -> Result<_, EvalError> {
         type Chunk = Result<(Vec<f32>, usize), EvalError>;
         let (full_tx, full_rx) = std::sync::mpsc::channel::<Chunk>();
@@ -658,15 +681,17 @@ pub fn identify_stream(
         });
         for msg in full_rx {
             let (chunk, first) = msg?;
-            if let Some(bad) = scanner.scan(&chunk, first, &workers, &bar, &offer_candidates) {
+            if let Some(bad) = scanner.scan(&chunk, first, &workers, Some(&bar), &offer_candidates)
+            {
                 return Err(non_finite_error(bad));
             }
             // the reader may have finished: then the buffer is simply dropped
             let _ = free_tx.send(chunk);
         }
         Ok(reader.join().expect("the reader thread does not panic"))
-    })?;
-    bar.finish_and_clear();
+    });
+    bar.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
+    let distractors = distractors?;
     finish(&plan, workers, Access::stream(distractors))
 }
 
@@ -864,13 +889,7 @@ fn finish(
                     }
                 };
             // The values were checked finite by pass 1.
-            let _ = scanner.scan(
-                distractors.data,
-                0,
-                &workers,
-                &ProgressBar::hidden(),
-                &visit,
-            );
+            let _ = scanner.scan(distractors.data, 0, &workers, None, &visit);
             let mut top = TopK::<(), f64>::new(allowed + 1);
             for w in workers {
                 top.merge(w.into_inner().unwrap_or_else(|e| e.into_inner()).state);
@@ -932,4 +951,36 @@ fn finish(
         impostor_second_pass,
         protocol: IDENTIFICATION_PROTOCOL.to_string(),
     })
+}
+
+/// A 1:N identification run on files (what `visage identify` does).
+#[derive(Debug, Clone)]
+pub struct IdentifyRequest {
+    /// Probe embeddings f32 `[Np, d]` (`.npy` or `.safetensors` key `embeddings`).
+    pub probes: std::path::PathBuf,
+    /// Probe identity labels, integers `[Np]` (`.npy` or `.safetensors` key `labels`).
+    pub probe_labels: std::path::PathBuf,
+    /// Distractor embeddings f32 `[Nd, d]`; `.npy` rows are scored while they are read.
+    pub distractors: std::path::PathBuf,
+    /// Ranks and block sizes.
+    pub config: IdentificationConfig,
+    /// Output JSON report.
+    pub report: std::path::PathBuf,
+}
+
+/// Runs `request`: checks the ranks before any file is read, reads the probes and labels,
+/// streams the distractors ([`identify_stream_with_progress`]) and writes the report.
+pub fn identify_files(
+    request: &IdentifyRequest,
+    progress: &mut dyn Progress,
+) -> Result<IdentificationReport, EvalError> {
+    check_ranks(&request.config.ranks)?;
+    let probes = crate::io::read_embeddings(&request.probes)?;
+    let labels = crate::io::read_labels(&request.probe_labels)?;
+    // header only (.npy): the rows are read while they are scored
+    let distractors = crate::io::EmbeddingReader::open(&request.distractors)?;
+    let report =
+        identify_stream_with_progress(&probes, &labels, distractors, &request.config, progress)?;
+    crate::write_report(&request.report, &report)?;
+    Ok(report)
 }

@@ -25,7 +25,9 @@ pub mod verification;
 
 pub use embeddings::Embeddings;
 pub use error::EvalError;
-pub use identification::{identify, IdentificationConfig, IdentificationReport, RankRates};
+pub use identification::{
+    identify, identify_with_progress, IdentificationConfig, IdentificationReport, RankRates,
+};
 pub use pairs::{Pair, Pairs};
 pub use report::{
     score_pairs, verify_interleaved, verify_pairs, write_report, PairScores, Verification,

@@ -341,3 +341,47 @@ fn matches_brute_force_on_random_data() {
     assert_eq!(r.tar_at_far_1e_6, Some(best));
     assert!(best > 0.0 && best < 1.0, "uninformative TAR: {best}");
 }
+
+/// Counts what a [`visage_io::Progress`] is told.
+#[derive(Default)]
+struct Counter {
+    stages: Vec<(String, u64)>,
+    advanced: u64,
+    finished: usize,
+}
+
+impl visage_io::Progress for Counter {
+    fn start(&mut self, stage: &str, total: u64) {
+        self.stages.push((stage.to_string(), total));
+    }
+    fn advance(&mut self, steps: u64) {
+        self.advanced += steps;
+    }
+    fn finish(&mut self) {
+        self.finished += 1;
+    }
+}
+
+/// Progress goes to the caller's `Progress` (one stage, one step per block of distractors,
+/// 3 blocks of 2 for 5 distractors) and does not change the numbers.
+#[test]
+fn progress_is_reported_to_the_caller_and_changes_nothing() {
+    let probes = at_degrees(&[0.0, 30.0, 90.0, 93.0, 200.0]);
+    let labels = [7, 7, 3, 3, 11];
+    let distractors = at_degrees(&[10.0, 30.0, 95.0, 250.0, 300.0]);
+    let cfg = IdentificationConfig {
+        ranks: vec![1, 2, 3],
+        distractor_block: 2,
+        ..Default::default()
+    };
+    let plain = identify(&probes, &labels, &distractors, &cfg).unwrap();
+    let mut counter = Counter::default();
+    let reported =
+        visage_eval::identify_with_progress(&probes, &labels, &distractors, &cfg, &mut counter)
+            .unwrap();
+    assert_eq!(plain.cmc, reported.cmc);
+    assert_eq!(plain.tar_at_far_1e_6, reported.tar_at_far_1e_6);
+    assert_eq!(counter.stages, vec![("identify".to_string(), 3)]);
+    assert_eq!(counter.advanced, 3);
+    assert_eq!(counter.finished, 1);
+}

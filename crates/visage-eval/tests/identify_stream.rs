@@ -233,3 +233,45 @@ fn streamed_exact_fallbacks_match_in_memory() {
     assert_eq!(got, expected);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `identify_files` (what `visage identify` calls) reads the three files, gives the report
+/// of `identify` on the matrices, writes it, and checks the ranks before reading anything.
+#[test]
+fn identify_files_matches_identify_and_writes_the_report() {
+    use visage_eval::identification::{identify_files, IdentifyRequest};
+    let (p, labels, d) = data(2_500, 8, 3);
+    let dir = temp_dir("files");
+    write_embeddings(dir.join("p.npy"), &p).unwrap();
+    write_embeddings(dir.join("d.npy"), &d).unwrap();
+    let label_bytes: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
+    std::fs::write(
+        dir.join("l.npy"),
+        encode_npy("<i8", &[labels.len()], &label_bytes),
+    )
+    .unwrap();
+    let request = IdentifyRequest {
+        probes: dir.join("p.npy"),
+        probe_labels: dir.join("l.npy"),
+        distractors: dir.join("d.npy"),
+        config: config(),
+        report: dir.join("report.json"),
+    };
+    let got = identify_files(&request, &mut visage_io::NoProgress).unwrap();
+    assert_eq!(got, identify(&p, &labels, &d, &config()).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["probes"], got.probes);
+
+    let bad = IdentifyRequest {
+        probes: dir.join("missing.npy"),
+        config: IdentificationConfig {
+            ranks: vec![0],
+            ..config()
+        },
+        ..request
+    };
+    assert!(matches!(
+        identify_files(&bad, &mut visage_io::NoProgress),
+        Err(EvalError::Protocol(_))
+    ));
+}

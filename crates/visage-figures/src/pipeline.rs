@@ -247,3 +247,80 @@ pub fn run_figures<B: AutodiffBackend>(
     write_json(&job.out.join("figures.json"), &summary)?;
     Ok(summary)
 }
+
+/// What to draw, as a caller (or `visage figures`) says it; [`FiguresRequest::into_job`]
+/// resolves the defaults and checks it into a [`FiguresJob`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiguresRequest {
+    /// Output folder.
+    pub out: PathBuf,
+    /// MNIST-format folder (IDX files, plain or .gz) the preset's runs train on.
+    pub data: PathBuf,
+    /// Data sizes; `None`: [`crate::preset::Preset::Full`] on a GPU, else
+    /// [`crate::preset::Preset::Cpu`].
+    pub preset: Option<crate::preset::Preset>,
+    /// Which figures.
+    pub only: Only,
+    /// Draw one run of this training config (TOML, 2-D or 3-D embedding) instead of the
+    /// preset's runs.
+    pub config: Option<PathBuf>,
+    /// Runs trained at once; `None`: 1 on a GPU, one per core otherwise.
+    pub jobs: Option<usize>,
+    /// Names of the preset's runs to draw (with the runs they start from); empty: all.
+    pub runs: Vec<String>,
+    /// Whether the backend is a GPU one (sets the defaults above).
+    pub gpu: bool,
+}
+
+impl FiguresRequest {
+    /// The job: the preset resolved, its runs (or the config's one run) selected, the data
+    /// folder checked where runs train on it, the number of jobs resolved.
+    ///
+    /// # Errors
+    /// A bad config or run name, a missing data folder, `jobs` of 0
+    /// ([`FigureError::Setting`] naming the option).
+    pub fn into_job(self) -> Result<(FiguresJob, crate::preset::Preset), FigureError> {
+        use crate::preset::{config_run, preset_runs, select_runs, Preset};
+        let setting = |what: &str, message: String| FigureError::Setting {
+            what: what.into(),
+            message,
+        };
+        let preset = self
+            .preset
+            .unwrap_or(if self.gpu { Preset::Full } else { Preset::Cpu });
+        let mut runs = match &self.config {
+            Some(path) => vec![config_run(path, preset)
+                .map_err(|e| setting(&format!("--config {}", path.display()), e.to_string()))?],
+            None => preset_runs(preset, &self.data)?,
+        };
+        if !self.runs.is_empty() {
+            runs = select_runs(runs, &self.runs)?;
+        }
+        if self.only != Only::Analytic && self.config.is_none() && !self.data.is_dir() {
+            return Err(setting(
+                &format!("--data {}", self.data.display()),
+                "no such folder (install Fashion-MNIST with `apt-get install \
+                 dataset-fashion-mnist`, or point --data at an MNIST-format folder)"
+                    .into(),
+            ));
+        }
+        let jobs = self.jobs.unwrap_or_else(|| {
+            if self.gpu {
+                1
+            } else {
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            }
+        });
+        if jobs == 0 {
+            return Err(setting("--jobs", "must be at least 1".into()));
+        }
+        let job = FiguresJob {
+            out: self.out,
+            runs,
+            only: self.only,
+            sheet: SheetLayout::default(),
+            jobs,
+        };
+        Ok((job, preset))
+    }
+}

@@ -62,9 +62,11 @@ impl ClassifierConfig {
             std: CLASS_WEIGHT_INIT_STD,
         }
         .init([self.rows(), self.embedding_dim], device);
+        // the weights' dtype (the device's default, which Burn's initializer takes)
+        let dtype = weight.val().dtype();
         let bias = self
             .bias
-            .then(|| Param::from_tensor(Tensor::zeros([self.classes], device)));
+            .then(|| Param::from_tensor(Tensor::zeros([self.classes], (device, dtype))));
         Classifier {
             weight,
             bias,
@@ -112,7 +114,10 @@ impl ClassifierConfig {
                 }
                 Some(Param::from_tensor(b))
             }
-            (true, None) => Some(Param::from_tensor(Tensor::zeros([self.classes], &device))),
+            (true, None) => Some(Param::from_tensor(Tensor::zeros(
+                [self.classes],
+                (&device, weight.val().dtype()),
+            ))),
         };
         Ok(Classifier {
             weight,

@@ -5,14 +5,15 @@ use burn::config::Config;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use visage_backbones::Backbone;
-use visage_data::{ImageBatcher, ImageSample};
+use visage_data::ImageSample;
 use visage_eval::Embeddings;
+use visage_train::TrainError;
 
 use crate::error::InferError;
 
 // (not `Result`: the `Config` derive expands to code naming `Result<T, E>`)
 type Res<T> = crate::error::Result<T>;
-use crate::progress::Progress;
+use visage_io::Progress;
 
 /// How images are embedded.
 #[derive(Config, Debug)]
@@ -29,7 +30,8 @@ pub struct EmbedOptions {
 }
 
 /// Embeds a batch of normalised images: `f(x)`, plus `f(mirror(x))` with `flip`, then
-/// divided by the L2 norm (at least 1e-12) with `normalize`.
+/// divided by the L2 norm (at least 1e-12) with `normalize` (the one implementation is
+/// [`visage_train::extract::embed_tensor`]).
 ///
 /// # Shapes
 /// - `images`: `[N, C, H, W]`, the backbone's input channels and size
@@ -39,22 +41,17 @@ pub fn embed_tensor<B: Backend>(
     images: Tensor<B, 4>,
     options: &EmbedOptions,
 ) -> Tensor<B, 2> {
-    let mut e = model.forward(images.clone());
-    if options.flip {
-        e = e + model.forward(images.flip([3]));
-    }
-    if options.normalize {
-        let norm = e.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-        e = e / norm;
-    }
-    e
+    visage_train::extract::embed_tensor(model, images, options.flip, options.normalize)
 }
 
-fn read_back<B: Backend>(e: Tensor<B, 2>) -> Res<Vec<f32>> {
-    e.into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .map_err(|err| InferError::Invalid(format!("reading embeddings back: {err:?}")))
+/// Training's errors of embedding as this crate's: data and evaluation errors keep their
+/// own variants.
+fn from_train(e: TrainError) -> InferError {
+    match e {
+        TrainError::Data(e) => InferError::Data(e),
+        TrainError::Eval(e) => InferError::Eval(e),
+        e => InferError::Train(e),
+    }
 }
 
 /// Embeds decoded images (RGB samples, converted by [`visage_data::channels`]' rule: RGB for
@@ -65,7 +62,8 @@ fn read_back<B: Backend>(e: Tensor<B, 2>) -> Res<Vec<f32>> {
 /// - returns embeddings `[N, d]`
 ///
 /// # Errors
-/// Images of mixed sizes or an unsupported channel count ([`InferError::Data`]).
+/// Images of mixed sizes or an unsupported channel count ([`InferError::Data`]); a tensor
+/// that cannot be read back ([`InferError::Train`]).
 pub fn embed_samples<B: Backend>(
     model: &Backbone<B>,
     samples: &[ImageSample],
@@ -74,20 +72,17 @@ pub fn embed_samples<B: Backend>(
     progress: &mut dyn Progress,
     device: &B::Device,
 ) -> Res<Embeddings> {
-    progress.start("embed", samples.len() as u64);
-    let mut data = Vec::new();
-    let mut dim = 0;
-    for chunk in samples.chunks(options.batch_size.max(1)) {
-        let images = ImageBatcher
-            .batch_channels::<B>(chunk, in_channels, device)?
-            .images;
-        let e = embed_tensor(model, images, options);
-        dim = e.dims()[1];
-        data.extend(read_back(e)?);
-        progress.advance(chunk.len() as u64);
-    }
-    progress.finish();
-    Ok(Embeddings::new(samples.len(), dim, data)?)
+    visage_train::extract::embed_samples_with(
+        model,
+        samples,
+        in_channels,
+        options.flip,
+        options.normalize,
+        options.batch_size,
+        progress,
+        device,
+    )
+    .map_err(from_train)
 }
 
 /// Embeds `n` images given as normalised values, batch by batch: `batch(start, end)` returns
@@ -123,10 +118,15 @@ pub fn embed_batches<B: Backend>(
                 values.len()
             )));
         }
-        let x = Tensor::<B, 4>::from_data(TensorData::new(values, [b, c, h, w]), device);
+        let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
+        let x = Tensor::<B, 4>::from_data(TensorData::new(values, [b, c, h, w]), (device, dtype));
         let e = embed_tensor(model, x, options);
         dim = e.dims()[1];
-        out.extend(read_back(e)?);
+        out.extend(
+            visage_io::read_back::<f32, B, 2>(e)
+                .map_err(|e| InferError::Train(e.into()))?
+                .0,
+        );
         progress.advance(b as u64);
         start = end;
     }

@@ -11,7 +11,7 @@ use crate::embed::{embed_batches, EmbedOptions};
 use crate::error::{InferError, Result};
 use crate::image_input::{read_image_input, ImageInput};
 use crate::model::{Model, ModelSpec};
-use crate::progress::Progress;
+use visage_io::Progress;
 
 /// What to embed and where the embeddings go.
 #[derive(Debug, Clone)]

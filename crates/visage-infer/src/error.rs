@@ -19,6 +19,9 @@ pub enum InferError {
     /// Embeddings, verification, plots or the report failed.
     #[error("{0}")]
     Eval(#[from] EvalError),
+    /// A plot of the report could not be drawn or written.
+    #[error("{0}")]
+    Report(#[from] visage_report::ReportError),
     /// A Burn record or a training config cannot be read.
     #[error("{0}")]
     Train(#[from] TrainError),

@@ -12,8 +12,8 @@ use crate::dataset::{open_dataset, DatasetInfo, DatasetSpec};
 use crate::embed::{embed_samples, EmbedOptions};
 use crate::error::{InferError, Result};
 use crate::model::{ModelInfo, ModelSpec};
-use crate::progress::Progress;
 use crate::summary::summary_markdown;
+use visage_io::Progress;
 
 /// A verification run.
 #[derive(Debug, Clone)]

@@ -41,7 +41,6 @@ pub mod evaluate;
 pub mod image_input;
 pub mod input_size;
 pub mod model;
-pub mod progress;
 pub mod summary;
 pub mod weights;
 
@@ -52,7 +51,8 @@ pub use error::{InferError, Result};
 pub use evaluate::{evaluate, EvalOutcome, EvalReport, EvalRequest};
 pub use image_input::{list_images, read_image_input, read_images_tensor, ImageInput};
 pub use input_size::parse_hw;
-pub use model::{load_backbone, Model, ModelInfo, ModelSpec};
-pub use progress::{NoProgress, Progress};
+pub use model::{backbone_config, load_backbone, BackboneSource, Model, ModelInfo, ModelSpec};
 pub use summary::{summary_markdown, tar_text};
+/// Progress reporting, shared by every visage library (defined in `visage-io`).
+pub use visage_io::{NoProgress, Progress};
 pub use weights::{embedding_dim_of, lenet_in_channels_of, Weights, WeightsFormat};

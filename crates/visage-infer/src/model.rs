@@ -167,3 +167,39 @@ pub fn load_backbone<B: Backend>(
     let model = ModelSpec::new(config, weights).resolve()?;
     Ok((model.load(device)?, model))
 }
+
+/// Where a backbone's config comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackboneSource {
+    /// A kind name as configs and `--backbone` spell it (`iresnet50`, `r50`, `lenet_pp`, ..),
+    /// every option at its default.
+    Kind(String),
+    /// A training run's `config.toml`: its `[backbone]` table (for the run's `backbone.bin`).
+    RunConfig(PathBuf),
+}
+
+/// The backbone config of `source`, with the options given replacing its own: `input_size`
+/// as `HxW` or `H,W` ([`crate::parse_hw`]), the embedding size, the (LeNets++) input
+/// channels. Options left `None` keep the source's, and [`ModelSpec::resolve`] completes
+/// what is still unset from the weights.
+///
+/// # Errors
+/// An unknown kind ([`InferError::Backbone`]), a run config that cannot be read
+/// ([`InferError::Train`], naming the file), a bad size ([`InferError::InputSize`]).
+pub fn backbone_config(
+    source: &BackboneSource,
+    input_size: Option<&str>,
+    embedding_dim: Option<usize>,
+    in_channels: Option<usize>,
+) -> Result<BackboneConfig> {
+    let mut config = match source {
+        BackboneSource::Kind(name) => BackboneConfig::new(name.parse::<BackboneKind>()?),
+        BackboneSource::RunConfig(path) => visage_train::TrainConfig::from_file(path)?.backbone,
+    };
+    if let Some(hw) = input_size {
+        config.input_size = Some(crate::parse_hw(hw)?);
+    }
+    config.embedding_dim = embedding_dim.or(config.embedding_dim);
+    config.in_channels = in_channels.or(config.in_channels);
+    Ok(config)
+}

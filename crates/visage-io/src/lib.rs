@@ -7,6 +7,7 @@
 //!   and shape checked ([`TensorFile`]) and written atomically ([`write_tensors`]);
 //! - [`npy`]: NumPy `.npy` arrays, their header checked against the file's size before any
 //!   allocation;
+//! - [`progress`]: the [`Progress`] trait through which libraries report long work;
 //! - [`readback`] (feature `burn`): a Burn tensor read back to the host, one error policy.
 //!
 //! Errors are [`IoError`], and every one names the file (and the tensor or field) at fault.
@@ -14,6 +15,7 @@
 pub mod error;
 pub mod fs;
 pub mod npy;
+pub mod progress;
 #[cfg(feature = "burn")]
 pub mod readback;
 pub mod safetensors;
@@ -24,6 +26,7 @@ pub use fs::{
     write_atomic_by_path, write_atomic_with, ByPathError,
 };
 pub use npy::{ElementType, RawArray};
+pub use progress::{NoProgress, Progress};
 #[cfg(feature = "burn")]
 pub use readback::{read_back, read_back_scalar, ReadBackError};
 pub use safetensors::{encode_tensors, write_tensors, HostTensor, ShapeSpec, TensorFile};

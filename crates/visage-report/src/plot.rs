@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use visage_eval::roc::RocCurve;
-use visage_eval::EvalError;
+
+use crate::ReportError;
 
 const SIZE: (u32, u32) = (900, 650);
 const GENUINE: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
@@ -25,8 +26,8 @@ pub fn histogram_path(roc_path: &Path) -> PathBuf {
     roc_path.with_file_name(format!("{stem}_hist.png"))
 }
 
-fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
-    EvalError::Plot {
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> ReportError {
+    ReportError::Plot {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
@@ -36,7 +37,7 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
 pub(crate) fn draw_atomic(
     path: &Path,
     draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
-) -> Result<(), EvalError> {
+) -> Result<(), ReportError> {
     visage_io::write_atomic_by_path(path, draw).map_err(|e| match e {
         visage_io::ByPathError::Produce(e) => plot_err(path, e),
         visage_io::ByPathError::File(e) => e.into(),
@@ -46,7 +47,7 @@ pub(crate) fn draw_atomic(
 /// Writes the ROC curve as a PNG: FAR on a log axis from the decade below `1 / impostors` to
 /// 1, TAR linear in `[0, 1]`; the points with FAR = 0 cannot be shown on a log axis and are
 /// left out. `title` heads the plot.
-pub fn plot_roc(path: impl AsRef<Path>, roc: &RocCurve, title: &str) -> Result<(), EvalError> {
+pub fn plot_roc(path: impl AsRef<Path>, roc: &RocCurve, title: &str) -> Result<(), ReportError> {
     let path = path.as_ref();
     let min_far = 1.0 / roc.impostor as f64;
     let lo = 10f64.powf(min_far.log10().floor()).min(0.1);
@@ -122,7 +123,7 @@ pub fn plot_score_histograms(
     genuine: &[f64],
     impostor: &[f64],
     title: &str,
-) -> Result<(), EvalError> {
+) -> Result<(), ReportError> {
     let path = path.as_ref();
     const BINS: usize = 100;
     let all = genuine.iter().chain(impostor);

@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::plot::draw_atomic;
-use visage_eval::EvalError;
+use crate::ReportError;
 
 /// One row of the zoo: a loss and its held-out verification numbers.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,7 @@ const BASELINE: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 /// trained loss in [`ranked`] order (best on top), and the untrained baseline as a dashed
 /// vertical line (its legend in a free row on top). The accuracy axis runs from 50 %
 /// (chance), or lower if a bar needs it, to 100 %. Diverged rows are left out. `path` ending in `.svg` writes SVG, anything else PNG. `title` heads the chart.
-pub fn plot_zoo(path: impl AsRef<Path>, rows: &[ZooRow], title: &str) -> Result<(), EvalError> {
+pub fn plot_zoo(path: impl AsRef<Path>, rows: &[ZooRow], title: &str) -> Result<(), ReportError> {
     let path = path.as_ref();
     let ordered = ranked(rows);
     let bars: Vec<&ZooRow> = ordered
@@ -117,10 +117,10 @@ pub fn plot_zoo(path: impl AsRef<Path>, rows: &[ZooRow], title: &str) -> Result<
         .rev()
         .collect();
     if bars.is_empty() {
-        return Err(EvalError::Protocol(format!(
-            "{}: no trained loss to plot",
-            path.display()
-        )));
+        return Err(ReportError::Empty {
+            path: path.to_path_buf(),
+            reason: "no trained loss to plot".into(),
+        });
     }
     let baseline = ordered.iter().find(|r| r.baseline);
     let lowest = bars

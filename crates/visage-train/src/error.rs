@@ -39,6 +39,9 @@ pub enum TrainError {
     /// An evaluation error.
     #[error("evaluation: {0}")]
     Eval(#[from] visage_eval::EvalError),
+    /// A report (plot or chart) could not be drawn or written.
+    #[error("report: {0}")]
+    Report(#[from] visage_report::ReportError),
     /// A checkpoint is corrupt or does not match the config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

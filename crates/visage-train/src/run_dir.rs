@@ -207,3 +207,41 @@ mod tests {
         assert_eq!(truncate_metrics(&d.join("missing.jsonl"), 3).unwrap(), 0);
     }
 }
+
+/// A run to start or to continue: its config, its directory, and whether it resumes (what
+/// `visage train --config` / `--resume` resolve to before [`crate::train`]).
+#[derive(Debug, Clone)]
+pub struct RunStart {
+    /// The training config.
+    pub config: crate::TrainConfig,
+    /// The run directory.
+    pub run_dir: std::path::PathBuf,
+    /// Continue from the run's last checkpoint.
+    pub resume: bool,
+}
+
+impl RunStart {
+    /// A new run of the config file `config_path`, in `out`, else the config's
+    /// `[output] dir`, else `runs/<config name>` ([`crate::TrainConfig::run_dir`]).
+    pub fn new_run(
+        config_path: &Path,
+        out: Option<std::path::PathBuf>,
+    ) -> Result<Self, TrainError> {
+        let config = crate::TrainConfig::from_file(config_path)?;
+        let run_dir = out.unwrap_or_else(|| config.run_dir(config_path));
+        Ok(RunStart {
+            config,
+            run_dir,
+            resume: false,
+        })
+    }
+
+    /// The run in `dir`, continued: its own `config.toml`.
+    pub fn resume(dir: &Path) -> Result<Self, TrainError> {
+        Ok(RunStart {
+            config: crate::TrainConfig::from_file(&dir.join("config.toml"))?,
+            run_dir: dir.to_path_buf(),
+            resume: true,
+        })
+    }
+}

@@ -575,3 +575,140 @@ pub fn describe_budget(entries: &[ZooEntry]) -> String {
         c.train.seed,
     )
 }
+
+/// A zoo ready to run: the entries loaded from config patterns with the preset applied, what
+/// differs between them besides the head, and the budget they share. [`ZooPlan::run`] trains
+/// and writes the report: the whole of `visage zoo` but the flags and the printing.
+#[derive(Debug, Clone)]
+pub struct ZooPlan {
+    /// The entries, one per config file.
+    pub entries: Vec<ZooEntry>,
+    /// What differs between the entries besides the head ([`check_budget`]).
+    pub differences: Vec<String>,
+    /// One sentence on the shared budget ([`describe_budget`]).
+    pub budget: String,
+    /// Training steps of each entry (the first entry's).
+    pub steps: u64,
+    /// The preset applied.
+    pub preset: ZooPreset,
+    /// When the plan was made: the zoo's wall time counts from here.
+    pub started: std::time::Instant,
+}
+
+/// What [`ZooPlan::run`] did and wrote.
+#[derive(Debug, Clone)]
+pub struct ZooReport {
+    /// Each entry's outcome, in order.
+    pub outcomes: Vec<ZooOutcome>,
+    /// `zoo.md`'s path (its text is [`ZooReport::markdown`]).
+    pub markdown_path: PathBuf,
+    /// `zoo.png`'s path (`zoo.svg` beside it).
+    pub chart_path: PathBuf,
+    /// Seconds from [`ZooPlan::prepare`] to the report written.
+    pub wall_seconds: f64,
+}
+
+impl ZooReport {
+    /// The text of `zoo.md` as written.
+    pub fn markdown(&self) -> Result<String, TrainError> {
+        std::fs::read_to_string(&self.markdown_path)
+            .map_err(|e| TrainError::io(&self.markdown_path, e))
+    }
+}
+
+impl ZooPlan {
+    /// Expands `patterns` ([`find_configs`]), loads each config with `preset` and `steps`
+    /// applied ([`ZooEntry::load`]) and lists what differs between them.
+    pub fn prepare(
+        patterns: &[String],
+        preset: ZooPreset,
+        steps: Option<u64>,
+    ) -> Result<Self, TrainError> {
+        let started = std::time::Instant::now();
+        let paths = find_configs(patterns)?;
+        let entries = paths
+            .iter()
+            .map(|p| ZooEntry::load(p, preset, steps))
+            .collect::<Result<Vec<_>, _>>()?;
+        if entries.is_empty() {
+            return Err(TrainError::Zoo("no configs to train".into()));
+        }
+        Ok(ZooPlan {
+            differences: check_budget(&entries),
+            budget: describe_budget(&entries),
+            steps: entries[0].config.train.steps.unwrap_or(0),
+            entries,
+            preset,
+            started,
+        })
+    }
+
+    /// Trains every entry in `out/<entry name>` ([`run_zoo`], `on_done(i, n, outcome)` after
+    /// each, `i` from 1), then writes `out/zoo.md` (preamble naming `command` and `backend`,
+    /// the table, the differences as notes), `out/zoo.png` and `out/zoo.svg` ([`write_zoo`]).
+    pub fn run<B: AutodiffBackend>(
+        self,
+        out: &Path,
+        options: &ZooOptions,
+        command: &str,
+        backend: &str,
+        device: &B::Device,
+        mut on_done: impl FnMut(usize, usize, &ZooOutcome),
+    ) -> Result<ZooReport, TrainError> {
+        let n = self.entries.len();
+        let mut i = 0;
+        let outcomes = run_zoo::<B>(&self.entries, out, options, device, |o| {
+            i += 1;
+            on_done(i, n, o);
+        })?;
+        let wall_seconds = self.started.elapsed().as_secs_f64();
+        let preamble = zoo_preamble(command, backend, &self.budget, &outcomes, wall_seconds);
+        let title = format!(
+            "Loss zoo: held-out verification ({} steps, {backend})",
+            self.steps
+        );
+        write_zoo(
+            out,
+            &zoo_rows(&outcomes),
+            &preamble,
+            &self.differences,
+            &title,
+        )?;
+        Ok(ZooReport {
+            outcomes,
+            markdown_path: out.join("zoo.md"),
+            chart_path: out.join("zoo.png"),
+            wall_seconds,
+        })
+    }
+}
+
+impl ZooOutcome {
+    /// One line on this outcome, the `i`-th of `n`: accuracy, TAR@FAR=1e-3, EER and train
+    /// time, or the step where it diverged (what `visage zoo` prints after each loss).
+    pub fn progress_line(&self, i: usize, n: usize) -> String {
+        let r = &self.row;
+        if let Some(step) = r.diverged {
+            return format!(
+                "zoo: [{i}/{n}] {}: diverged (non-finite loss at step {step})",
+                r.loss
+            );
+        }
+        let how = match self.kind {
+            ZooRunKind::Trained | ZooRunKind::Diverged => "",
+            ZooRunKind::Resumed => " (resumed; time of the resumed part)",
+            ZooRunKind::Reused => " (finished run reused)",
+        };
+        let tar = r
+            .tar_at_far_1e3
+            .map_or("undefined".into(), |v| format!("{:.2} %", 100.0 * v));
+        format!(
+            "zoo: [{i}/{n}] {}: accuracy {:.2} % +- {:.2}, TAR@FAR=1e-3 {tar}, EER {:.2} %, {:.0} s{how}",
+            r.loss,
+            100.0 * r.accuracy_mean,
+            100.0 * r.accuracy_std,
+            100.0 * r.eer,
+            r.train_seconds.unwrap_or(0.0),
+        )
+    }
+}

@@ -224,6 +224,40 @@ fn two_losses_train_into_the_table_and_a_rerun_reuses_them() {
     assert!(again.iter().all(|o| o.kind == ZooRunKind::Reused));
     assert_eq!(zoo_rows(&again), rows);
 
+    // The same through `ZooPlan` (what `visage zoo` calls): prepare from a pattern, run
+    // (reusing both runs), one line per loss, and the report written.
+    let pattern = dir.join("*.toml").display().to_string();
+    let plan = visage_train::zoo::ZooPlan::prepare(&[pattern], ZooPreset::Cpu, Some(3)).unwrap();
+    assert_eq!((plan.entries.len(), plan.steps), (2, 3));
+    assert!(plan.differences.is_empty(), "{:?}", plan.differences);
+    let mut lines = Vec::new();
+    let report = plan
+        .run::<B>(
+            &out,
+            &options,
+            "zoo --steps 3",
+            "flex",
+            &device,
+            |i, n, o| lines.push(o.progress_line(i, n)),
+        )
+        .unwrap();
+    assert!(report.outcomes.iter().all(|o| o.kind == ZooRunKind::Reused));
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("zoo: [1/2] cosface: accuracy ")
+            && lines[0].ends_with(" (finished run reused)"),
+        "{lines:?}"
+    );
+    let md = report.markdown().unwrap();
+    assert!(
+        md.starts_with("# The loss zoo\n\n`visage zoo --steps 3` on the flex backend."),
+        "{md}"
+    );
+    assert!(
+        md.contains("0 trained, 0 resumed, 2 reused finished runs"),
+        "{md}"
+    );
+
     // Another budget in the same folder is refused, and the finished run is left alone.
     let longer = vec![ZooEntry::load(&configs[0], ZooPreset::Cpu, Some(4)).unwrap()];
     let err = run_zoo::<B>(&longer, &out, &options, &device, |_| {})
@@ -300,4 +334,33 @@ fn the_repository_synth_configs_differ_only_in_the_head_after_resolving_their_ba
         lines[2],
         "synth-odd differs from synth-adacos: `data.image_size` 24 (vs 32)"
     );
+}
+
+/// `RunStart` (what `visage train` resolves `--config` / `--resume` with): a new run goes to
+/// the given folder, else the config's own; a resume reads the run's `config.toml`, and a
+/// folder without one is an error naming it.
+#[test]
+fn run_start_resolves_new_runs_and_resumes() {
+    use visage_train::run_dir::RunStart;
+    let dir = tmp("run_start");
+    let path = write_config(&dir, "tiny-start", "kind = \"softmax\"", "");
+    let given = RunStart::new_run(&path, Some(dir.join("elsewhere"))).unwrap();
+    assert_eq!(
+        (given.run_dir, given.resume),
+        (dir.join("elsewhere"), false)
+    );
+    let own = RunStart::new_run(&path, None).unwrap();
+    assert_eq!(own.run_dir, own.config.run_dir(&path));
+    std::fs::create_dir_all(dir.join("run")).unwrap();
+    std::fs::copy(&path, dir.join("run/config.toml")).unwrap();
+    let resumed = RunStart::resume(&dir.join("run")).unwrap();
+    assert_eq!((resumed.run_dir, resumed.resume), (dir.join("run"), true));
+    assert_eq!(
+        visage_train::config_fingerprint(&resumed.config),
+        visage_train::config_fingerprint(&own.config)
+    );
+    let err = RunStart::resume(&dir.join("empty"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("config.toml"), "{err}");
 }

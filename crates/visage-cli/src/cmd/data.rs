@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use visage_data::synthetic::{SynthConfig, SyntheticDataset, SyntheticSplit};
-use visage_data::PairList;
+use visage_data::synthetic::{
+    write_synthetic_folder, SynthConfig, SynthFolderRequest, SyntheticSplit,
+};
 
 /// Arguments of `visage data`.
 #[derive(clap::Args, Debug)]
@@ -127,12 +127,7 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn pack(a: PackArgs) -> anyhow::Result<()> {
-    let folder = visage_data::ImageFolder::open(&a.from)?;
-    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let s = visage_data::recordio::pack_image_folder(&folder, &a.out)?;
+    let s = visage_data::recordio::pack_folder(&a.from, &a.out)?;
     println!(
         "{}",
         serde_json::json!({
@@ -159,60 +154,34 @@ fn export(a: ExportArgs) -> anyhow::Result<()> {
 }
 
 fn synth(a: SynthArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        a.size >= 8,
-        "--size must be at least 8 pixels (got {})",
-        a.size
-    );
-    anyhow::ensure!(
-        a.identities > 0 && a.images_per_identity > 0,
-        "--identities and --images-per-identity must be positive"
-    );
-    anyhow::ensure!(
-        a.difficulty.is_finite() && a.difficulty >= 0.0,
-        "--difficulty must be a finite number >= 0"
-    );
-    let split = if a.held_out {
-        SyntheticSplit::HeldOut
-    } else {
-        SyntheticSplit::Train
+    let request = SynthFolderRequest {
+        out: a.out.clone(),
+        config: SynthConfig {
+            size: a.size,
+            seed: a.seed,
+            difficulty: a.difficulty,
+        },
+        split: if a.held_out {
+            SyntheticSplit::HeldOut
+        } else {
+            SyntheticSplit::Train
+        },
+        identities: a.identities,
+        images_per_identity: a.images_per_identity,
+        pairs: a.pairs,
+        pairs_seed: a.pairs_seed,
     };
-    let cfg = SynthConfig {
-        size: a.size,
-        seed: a.seed,
-        difficulty: a.difficulty,
-    };
-    let data = SyntheticDataset::try_new(cfg, split, a.identities, a.images_per_identity)?;
-    let pairs = match a.pairs {
-        Some(n) => {
-            anyhow::ensure!(
-                n > 0 && n % 20 == 0,
-                "--pairs must be a positive multiple of 20 (10 folds, half genuine), got {n}"
-            );
-            Some(PairList::draw(
-                a.identities,
-                a.images_per_identity,
-                10,
-                n / 20,
-                a.pairs_seed,
-            )?)
-        }
-        None => None,
-    };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let t = std::time::Instant::now();
-    data.write_folder(&a.out, pairs.as_ref())?;
-    let n = visage_data::SampleSource::len(&data);
+    let done = write_synthetic_folder(&request)?;
     println!(
         "{}",
         serde_json::json!({
             "out": a.out,
-            "images": n,
+            "images": done.images,
             "identities": a.identities,
             "image_size": [a.size, a.size, 3],
             "split": if a.held_out { "held-out" } else { "train" },
-            "pairs": pairs.as_ref().map(|p| p.pairs.len()),
-            "seconds": t.elapsed().as_secs_f64(),
+            "pairs": done.pairs,
+            "seconds": done.seconds,
         })
     );
     Ok(())

@@ -21,13 +21,14 @@
 //!   `--allow-non-finite` lets all three through.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use burn::tensor::backend::AutodiffBackend;
-use visage_backbones::{BackboneConfig, BackboneKind};
-use visage_infer::{EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec, Progress};
+use visage_infer::{
+    backbone_config, BackboneSource, EmbedOptions, EmbedOutcome, EmbedRequest, ModelSpec,
+};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
+use crate::progress::Bar;
 
 /// Arguments of `visage embed`.
 #[derive(clap::Args, Debug)]
@@ -74,33 +75,6 @@ pub struct Args {
     pub allow_non_finite: bool,
 }
 
-/// An indicatif bar on stderr for the library's progress (hidden when stderr is no terminal).
-#[derive(Default)]
-pub(crate) struct Bar(Option<indicatif::ProgressBar>);
-
-impl Progress for Bar {
-    fn start(&mut self, stage: &str, total: u64) {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(&format!(
-                "{stage} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
-            ))
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        self.0 = Some(bar);
-    }
-    fn advance(&mut self, steps: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(steps);
-        }
-    }
-    fn finish(&mut self) {
-        if let Some(bar) = self.0.take() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 struct EmbedJob(EmbedRequest);
 
 impl BackendJob for EmbedJob {
@@ -118,14 +92,12 @@ impl BackendJob for EmbedJob {
 
 /// Runs `visage embed`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut config = BackboneConfig::new(BackboneKind::from_str(&args.backbone)?);
-    config.input_size = args
-        .input_size
-        .as_deref()
-        .map(visage_infer::parse_hw)
-        .transpose()?;
-    config.embedding_dim = args.embedding_dim;
-    config.in_channels = args.in_channels;
+    let config = backbone_config(
+        &BackboneSource::Kind(args.backbone),
+        args.input_size.as_deref(),
+        args.embedding_dim,
+        args.in_channels,
+    )?;
     let request = EmbedRequest {
         model: ModelSpec {
             config,

@@ -16,15 +16,15 @@
 //! - The work is [`visage_infer::evaluate`]; this command parses flags and prints.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use visage_backbones::{BackboneConfig, BackboneKind};
-use visage_infer::{DatasetSpec, EvalOutcome, EvalRequest, ModelSpec, SyntheticPairs};
+use visage_infer::{
+    backbone_config, BackboneSource, DatasetSpec, EvalOutcome, EvalRequest, ModelSpec,
+    SyntheticPairs,
+};
 
-use super::embed::Bar;
 use crate::backend::{dispatch, BackendJob, BackendKind};
+use crate::progress::Bar;
 
 /// Arguments of `visage eval`.
 #[derive(clap::Args, Debug)]
@@ -106,23 +106,17 @@ impl BackendJob for EvalJob {
 
 /// Runs `visage eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    // the backbone config: from a run's config.toml, or from --backbone, then the options
-    let mut config = match (&args.config, &args.backbone) {
-        (Some(path), _) => {
-            visage_train::TrainConfig::from_file(path)
-                .with_context(|| format!("--config {}", path.display()))?
-                .backbone
-        }
-        (None, Some(name)) => BackboneConfig::new(
-            BackboneKind::from_str(name).with_context(|| format!("--backbone {name}"))?,
-        ),
+    let source = match (args.config, args.backbone) {
+        (Some(path), _) => BackboneSource::RunConfig(path),
+        (None, Some(name)) => BackboneSource::Kind(name),
         (None, None) => anyhow::bail!("give --backbone KIND or --config RUN/config.toml"),
     };
-    if let Some(hw) = &args.input_size {
-        config.input_size = Some(visage_infer::parse_hw(hw)?);
-    }
-    config.embedding_dim = args.embedding_dim.or(config.embedding_dim);
-    config.in_channels = args.in_channels.or(config.in_channels);
+    let config = backbone_config(
+        &source,
+        args.input_size.as_deref(),
+        args.embedding_dim,
+        args.in_channels,
+    )?;
     let synthetic = SyntheticPairs {
         size: args.synthetic_size,
         seed: args.synthetic_seed,

@@ -10,9 +10,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use visage_figures::contact_sheet::SheetLayout;
-use visage_figures::pipeline::{run_figures, FiguresJob, FiguresSummary, Only};
-use visage_figures::preset::{config_run, preset_runs, select_runs, Preset};
+use visage_figures::pipeline::{run_figures, FiguresJob, FiguresRequest, FiguresSummary, Only};
+use visage_figures::preset::Preset;
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 
@@ -79,67 +78,41 @@ impl BackendJob for FiguresWork {
     }
 }
 
-/// Runs `visage figures`.
+/// Runs `visage figures`: [`FiguresRequest::into_job`], then [`run_figures`] on the backend.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let preset = match args.preset {
-        Some(PresetArg::Cpu) => Preset::Cpu,
-        Some(PresetArg::Full) => Preset::Full,
-        None if matches!(args.backend, BackendKind::Cuda | BackendKind::Wgpu) => Preset::Full,
-        None => Preset::Cpu,
-    };
-    let only = match args.only {
-        None => Only::All,
-        Some(OnlyArg::Analytic) => Only::Analytic,
-        Some(OnlyArg::Features) => Only::Features,
-    };
-    let mut runs = match &args.config {
-        Some(path) => {
-            vec![config_run(path, preset).with_context(|| format!("--config {}", path.display()))?]
-        }
-        None => preset_runs(preset, &args.data)?,
-    };
-    if !args.runs.is_empty() {
-        runs = select_runs(runs, &args.runs)?;
-    }
-    if only != Only::Analytic && args.config.is_none() && !args.data.is_dir() {
-        anyhow::bail!(
-            "--data {}: no such folder (install Fashion-MNIST with `apt-get install \
-             dataset-fashion-mnist`, or point --data at an MNIST-format folder)",
-            args.data.display()
-        );
-    }
     let gpu = matches!(args.backend, BackendKind::Cuda | BackendKind::Wgpu);
-    let jobs = args.jobs.unwrap_or_else(|| {
-        if gpu {
-            1
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        }
-    });
-    if jobs == 0 {
-        anyhow::bail!("--jobs: must be at least 1");
-    }
-    eprintln!(
-        "visage figures: {} runs ({preset:?} preset, {jobs} at a time) on {} -> {}",
-        if only == Only::Analytic {
-            0
-        } else {
-            runs.len()
+    let request = FiguresRequest {
+        out: args.out.clone(),
+        data: args.data,
+        preset: args.preset.map(|p| match p {
+            PresetArg::Cpu => Preset::Cpu,
+            PresetArg::Full => Preset::Full,
+        }),
+        only: match args.only {
+            None => Only::All,
+            Some(OnlyArg::Analytic) => Only::Analytic,
+            Some(OnlyArg::Features) => Only::Features,
         },
+        config: args.config,
+        jobs: args.jobs,
+        runs: args.runs,
+        gpu,
+    };
+    let only = request.only;
+    let (job, preset) = request.into_job()?;
+    let jobs = job.jobs;
+    let runs = if only == Only::Analytic {
+        0
+    } else {
+        job.runs.len()
+    };
+    eprintln!(
+        "visage figures: {runs} runs ({preset:?} preset, {jobs} at a time) on {} -> {}",
         args.backend,
         args.out.display()
     );
-    let summary = dispatch(
-        args.backend,
-        FiguresWork(FiguresJob {
-            out: args.out.clone(),
-            runs,
-            only,
-            sheet: SheetLayout::default(),
-            jobs,
-        }),
-    )
-    .with_context(|| format!("drawing figures into {}", args.out.display()))?;
+    let summary = dispatch(args.backend, FiguresWork(job))
+        .with_context(|| format!("drawing figures into {}", args.out.display()))?;
     println!(
         "{} analytic figures, {} run figures in {:.0} s; summary: {}",
         summary.analytic.len(),

@@ -9,9 +9,10 @@
 
 use std::path::PathBuf;
 
-use visage_eval::identification::identify_stream;
-use visage_eval::io::{read_embeddings, read_labels, EmbeddingReader};
-use visage_eval::{write_report, IdentificationConfig};
+use visage_eval::identification::{identify_files, IdentifyRequest};
+use visage_eval::IdentificationConfig;
+
+use crate::progress::Bar;
 
 /// Arguments of `visage identify`.
 #[derive(clap::Args, Debug)]
@@ -41,19 +42,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // flags first: a bad rank is refused before any file is read or memory reserved
     visage_eval::identification::check_ranks(&args.ranks)
         .map_err(|e| anyhow::anyhow!("--ranks: {e}"))?;
-    let probes = read_embeddings(&args.probes)?;
-    let labels = read_labels(&args.probe_labels)?;
-    // header only (.npy): the rows are read while they are scored
-    let distractors = EmbeddingReader::open(&args.distractors)?;
-    let config = IdentificationConfig {
-        ranks: args.ranks.clone(),
-        distractor_block: args.distractor_block,
-        progress: true,
-        ..Default::default()
+    let request = IdentifyRequest {
+        probes: args.probes,
+        probe_labels: args.probe_labels,
+        distractors: args.distractors,
+        config: IdentificationConfig {
+            ranks: args.ranks,
+            distractor_block: args.distractor_block,
+            ..Default::default()
+        },
+        report: args.report.clone(),
     };
     let start = std::time::Instant::now();
-    let r = identify_stream(&probes, &labels, distractors, &config)?;
-    write_report(&args.report, &r)?;
+    let r = identify_files(&request, &mut Bar::default())?;
     println!(
         "probes {} ({} identities, {} single-image probes skipped), distractors {}, {} ordered pairs, {:.1} s",
         r.probes,

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
+use visage_train::run_dir::RunStart;
 use visage_train::{TrainConfig, TrainOptions, TrainSummary};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
@@ -73,21 +73,13 @@ fn percent(v: Option<f64>) -> String {
 
 /// Runs `visage train`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (config, run_dir, resume) = match (&args.config, &args.resume) {
-        (_, Some(dir)) => {
-            let path = dir.join("config.toml");
-            (
-                TrainConfig::from_file(&path)
-                    .with_context(|| format!("resuming {}", dir.display()))?,
-                dir.clone(),
-                true,
-            )
-        }
-        (Some(path), None) => {
-            let config = TrainConfig::from_file(path)?;
-            let dir = args.out.clone().unwrap_or_else(|| config.run_dir(path));
-            (config, dir, false)
-        }
+    let RunStart {
+        config,
+        run_dir,
+        resume,
+    } = match (&args.config, &args.resume) {
+        (_, Some(dir)) => RunStart::resume(dir)?,
+        (Some(path), None) => RunStart::new_run(path, args.out.clone())?,
         (None, None) => anyhow::bail!("give --config or --resume"),
     };
     eprintln!(
@@ -155,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             r.auc
         );
     }
-    println!("report: {}", summary.run_dir.join("report.json").display());
+    let report = summary.run_dir.join("report.json");
+    if report.exists() {
+        println!("report: {}", report.display());
+    }
     Ok(())
 }

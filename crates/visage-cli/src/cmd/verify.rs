@@ -11,10 +11,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use visage_eval::io::{read_embeddings_key, read_issame, read_pairs_file};
-use visage_eval::{verify_pairs, write_report, Pairs};
-use visage_report::{histogram_path, plot_roc, plot_score_histograms};
+use visage_report::{verify_files, PairsSource, VerifyRequest};
 
 /// Arguments of `visage verify`.
 #[derive(clap::Args, Debug)]
@@ -39,38 +36,24 @@ pub struct Args {
     pub key: String,
 }
 
-/// Runs `visage verify`.
+/// Runs `visage verify`: [`visage_report::verify_files`], then the numbers on stdout.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let embeddings = read_embeddings_key(&args.embeddings, &args.key)?;
-    let pairs = match (&args.issame, &args.pairs) {
-        (Some(issame), None) => {
-            let issame = read_issame(issame)?;
-            Pairs::interleaved_for(embeddings.rows, &issame)
-                .with_context(|| format!("{}", args.embeddings.display()))?
-        }
-        (None, Some(file)) => read_pairs_file(file)?,
+    let pairs = match (args.issame, args.pairs) {
+        (Some(issame), None) => PairsSource::Issame(issame),
+        (None, Some(file)) => PairsSource::File(file),
         _ => anyhow::bail!("give exactly one of --issame or --pairs"),
     };
-    let verification = verify_pairs(&embeddings, &pairs)
-        .with_context(|| format!("verification of {}", args.embeddings.display()))?;
-    let r = &verification.report;
-    write_report(&args.report, r)?;
-    if let Some(plot) = &args.plot {
-        let name = args
-            .embeddings
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        plot_roc(plot, &verification.roc, &format!("ROC: {name}"))?;
-        let hist = histogram_path(plot);
-        plot_score_histograms(
-            &hist,
-            &verification.scores.genuine_scores(),
-            &verification.scores.impostor_scores(),
-            &format!("Cosine scores: {name}"),
-        )?;
+    let outcome = verify_files(&VerifyRequest {
+        embeddings: args.embeddings,
+        key: args.key,
+        pairs,
+        report: args.report.clone(),
+        plot: args.plot,
+    })?;
+    if let Some((plot, hist)) = &outcome.plots {
         println!("plots: {} {}", plot.display(), hist.display());
     }
+    let r = &outcome.report;
     println!(
         "pairs {} (genuine {}, impostor {}), accuracy {:.4} % +- {:.4} %, EER {:.4} %, AUC {:.6}",
         r.pairs,

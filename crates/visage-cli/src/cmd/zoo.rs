@@ -6,14 +6,9 @@
 //! `OUT/zoo.png` and `OUT/zoo.svg`. The work is `visage_train::zoo`'s.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use visage_train::zoo::{
-    check_budget, describe_budget, find_configs, run_zoo, write_zoo, zoo_preamble, zoo_rows,
-    ZooEntry, ZooOptions, ZooOutcome, ZooPreset, ZooRunKind,
-};
+use visage_train::zoo::{ZooOptions, ZooPlan, ZooPreset, ZooReport};
 
 use crate::backend::{dispatch, BackendJob, BackendKind};
 
@@ -53,115 +48,65 @@ pub struct Args {
 }
 
 struct ZooJob {
-    entries: Vec<ZooEntry>,
+    plan: ZooPlan,
     out: PathBuf,
     options: ZooOptions,
-}
-
-fn percent(v: Option<f64>) -> String {
-    v.map_or("undefined".into(), |v| format!("{:.2} %", 100.0 * v))
-}
-
-fn progress_line(i: usize, n: usize, o: &ZooOutcome) -> String {
-    let r = &o.row;
-    if let Some(step) = r.diverged {
-        return format!(
-            "zoo: [{i}/{n}] {}: diverged (non-finite loss at step {step})",
-            r.loss
-        );
-    }
-    let how = match o.kind {
-        ZooRunKind::Trained => "",
-        ZooRunKind::Resumed => " (resumed; time of the resumed part)",
-        ZooRunKind::Reused => " (finished run reused)",
-        ZooRunKind::Diverged => unreachable!("handled above"),
-    };
-    format!(
-        "zoo: [{i}/{n}] {}: accuracy {:.2} % +- {:.2}, TAR@FAR=1e-3 {}, EER {:.2} %, {:.0} s{how}",
-        r.loss,
-        100.0 * r.accuracy_mean,
-        100.0 * r.accuracy_std,
-        percent(r.tar_at_far_1e3),
-        100.0 * r.eer,
-        r.train_seconds.unwrap_or(0.0),
-    )
+    command: String,
+    backend: BackendKind,
 }
 
 impl BackendJob for ZooJob {
-    type Output = Vec<ZooOutcome>;
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<Vec<ZooOutcome>> {
-        let n = self.entries.len();
-        let mut i = 0;
-        Ok(run_zoo::<B>(
-            &self.entries,
+    type Output = ZooReport;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> anyhow::Result<ZooReport> {
+        Ok(self.plan.run::<B>(
             &self.out,
             &self.options,
+            &self.command,
+            self.backend.name(),
             &device,
-            |o| {
-                i += 1;
-                eprintln!("{}", progress_line(i, n, o));
-            },
+            |i, n, o| eprintln!("{}", o.progress_line(i, n)),
         )?)
     }
 }
 
-/// Runs `visage zoo`.
+/// Runs `visage zoo`: [`ZooPlan::prepare`], then [`ZooPlan::run`] on the chosen backend.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let started = Instant::now();
     let preset = match args.preset {
         Preset::Cpu => ZooPreset::Cpu,
         Preset::Gpu => ZooPreset::Gpu,
     };
-    let paths = find_configs(&args.configs)?;
-    let entries = paths
-        .iter()
-        .map(|p| ZooEntry::load(p, preset, args.steps))
-        .collect::<Result<Vec<_>, _>>()?;
-    let differences = check_budget(&entries);
-    for d in &differences {
+    let plan = ZooPlan::prepare(&args.configs, preset, args.steps)?;
+    for d in &plan.differences {
         eprintln!("zoo: note: {d}");
     }
-    let steps = entries[0].config.train.steps.unwrap_or(0);
     eprintln!(
-        "visage zoo: {} losses, preset {}, {steps} steps each, on {} -> {}",
-        entries.len(),
+        "visage zoo: {} losses, preset {}, {} steps each, on {} -> {}",
+        plan.entries.len(),
         preset.name(),
+        plan.steps,
         args.backend,
         args.out.display()
     );
-    let budget = describe_budget(&entries);
-    let outcomes = dispatch(
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let report = dispatch(
         args.backend,
         ZooJob {
-            entries,
+            plan,
             out: args.out.clone(),
             options: ZooOptions {
                 fresh: args.fresh,
                 quiet: args.quiet,
             },
+            command: command.join(" "),
+            backend: args.backend,
         },
     )?;
-    let wall = started.elapsed().as_secs_f64();
-    let command: Vec<String> = std::env::args().skip(1).collect();
-    let preamble = zoo_preamble(
-        &command.join(" "),
-        args.backend.name(),
-        &budget,
-        &outcomes,
-        wall,
-    );
-    let rows = zoo_rows(&outcomes);
-    let title = format!(
-        "Loss zoo: held-out verification ({steps} steps, {})",
-        args.backend
-    );
-    write_zoo(&args.out, &rows, &preamble, &differences, &title)
-        .with_context(|| format!("writing the zoo report in {}", args.out.display()))?;
-    println!("{}", std::fs::read_to_string(args.out.join("zoo.md"))?);
+    println!("{}", report.markdown()?);
     println!(
-        "zoo: {} and {} ({wall:.0} s)",
-        args.out.join("zoo.md").display(),
-        args.out.join("zoo.png").display()
+        "zoo: {} and {} ({:.0} s)",
+        report.markdown_path.display(),
+        report.chart_path.display(),
+        report.wall_seconds
     );
     Ok(())
 }

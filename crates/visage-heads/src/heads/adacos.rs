@@ -109,7 +109,7 @@ pub fn adacos_dynamic_scale<B: Backend>(
 ) -> f64 {
     let [n, classes] = cos.dims();
     let cos = cos.detach();
-    let mask = target_mask(labels.clone(), classes);
+    let mask = target_mask(labels.clone(), classes, cos.dtype());
     // log B_avg by a log-sum-exp over the non-target entries (no overflow for any s).
     let z = cos.clone().mul_scalar(previous) - mask.mul_scalar(1e30);
     let z_max = z.clone().max();

@@ -5,11 +5,10 @@ use std::f64::consts::PI;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{classification_output, classifier_of, HeadDef};
-use crate::check::{in_range, scale};
-use crate::classifier::{check_dims, ClassifierConfig};
+use super::CosineMarginHead;
+use crate::check::in_range;
 use crate::margin::{apply_to_target, arcface, straight_through};
-use crate::{Head, HeadError, HeadOutput, HeadState};
+use crate::HeadError;
 
 /// `kind = "arcface"`: target logit `s cos(theta_y + m)` ([`crate::margin::arcface`], with
 /// its fallback past `theta + m > pi`), others `s cos theta_j`, x and W L2-normalised. Paper
@@ -72,34 +71,21 @@ pub(crate) fn arcface_logits<B: Backend>(
     .mul_scalar(config.scale)
 }
 
-impl HeadDef for ArcFaceConfig {
-    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        scale("scale", self.scale)?;
+impl CosineMarginHead for ArcFaceConfig {
+    fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    fn validate_margin(&self, _classes: usize) -> Result<(), HeadError> {
         check_angular_margin(self.margin)?;
         Ok(())
     }
 
-    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
-        Some(ClassifierConfig::new(classes, embedding_dim))
-    }
-
-    fn forward<B: Backend>(
+    fn margin_logits<B: Backend>(
         &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
+        cos: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-        _state: &mut HeadState,
-    ) -> HeadOutput<B> {
-        let cos = classifier_of(head).cosines(x);
-        classification_output(arcface_logits(cos, labels.clone(), self), labels)
-    }
-
-    fn inference_logits<B: Backend>(
-        &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
-    ) -> Option<Tensor<B, 2>> {
-        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+    ) -> Tensor<B, 2> {
+        arcface_logits(cos, labels, self)
     }
 }

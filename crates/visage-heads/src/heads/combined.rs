@@ -5,11 +5,10 @@ use std::f64::consts::PI;
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{classification_output, classifier_of, HeadDef};
-use crate::check::{in_range, scale};
-use crate::classifier::{check_dims, ClassifierConfig};
+use super::CosineMarginHead;
+use crate::check::in_range;
 use crate::margin::{apply_to_target, combined};
-use crate::{Head, HeadError, HeadOutput, HeadState};
+use crate::HeadError;
 
 /// `kind = "combined"`: `theta = acos(clamp(c))`, target `s (cos(m1 theta + m2) - m3)`
 /// ([`crate::margin::combined`]), others `s cos theta_j`; no fallback. `(1, m, 0)` is ArcFace
@@ -40,10 +39,12 @@ impl Default for CombinedMarginConfig {
     }
 }
 
-impl HeadDef for CombinedMarginConfig {
-    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        scale("scale", self.scale)?;
+impl CosineMarginHead for CombinedMarginConfig {
+    fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    fn validate_margin(&self, _classes: usize) -> Result<(), HeadError> {
         in_range(
             "m1",
             self.m1,
@@ -62,29 +63,12 @@ impl HeadDef for CombinedMarginConfig {
         Ok(())
     }
 
-    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
-        Some(ClassifierConfig::new(classes, embedding_dim))
-    }
-
-    fn forward<B: Backend>(
+    fn margin_logits<B: Backend>(
         &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
+        cos: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-        _state: &mut HeadState,
-    ) -> HeadOutput<B> {
-        let cos = classifier_of(head).cosines(x);
+    ) -> Tensor<B, 2> {
         let (m1, m2, m3) = (self.m1, self.m2, self.m3);
-        let logits = apply_to_target(cos, labels.clone(), |c| combined(c, m1, m2, m3))
-            .mul_scalar(self.scale);
-        classification_output(logits, labels)
-    }
-
-    fn inference_logits<B: Backend>(
-        &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
-    ) -> Option<Tensor<B, 2>> {
-        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+        apply_to_target(cos, labels, |c| combined(c, m1, m2, m3)).mul_scalar(self.scale)
     }
 }

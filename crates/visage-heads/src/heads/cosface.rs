@@ -3,11 +3,10 @@
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::{classification_output, classifier_of, HeadDef};
-use crate::check::{in_range, scale};
-use crate::classifier::{check_dims, ClassifierConfig};
+use super::CosineMarginHead;
+use crate::check::in_range;
 use crate::margin::{apply_to_target, cosface};
-use crate::{Head, HeadError, HeadOutput, HeadState};
+use crate::HeadError;
 
 /// `kind = "cosface"`: target logit `s (cos theta_y - m)` ([`crate::margin::cosface`]),
 /// others `s cos theta_j`, with x and W L2-normalised. Paper defaults s = 64, m = 0.35
@@ -31,36 +30,22 @@ impl Default for CosFaceConfig {
     }
 }
 
-impl HeadDef for CosFaceConfig {
-    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        scale("scale", self.scale)?;
+impl CosineMarginHead for CosFaceConfig {
+    fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    fn validate_margin(&self, _classes: usize) -> Result<(), HeadError> {
         in_range("margin", self.margin, 0.0, 1.0, "a cosine margin in [0, 1)")?;
         Ok(())
     }
 
-    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
-        Some(ClassifierConfig::new(classes, embedding_dim))
-    }
-
-    fn forward<B: Backend>(
+    fn margin_logits<B: Backend>(
         &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
+        cos: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-        _state: &mut HeadState,
-    ) -> HeadOutput<B> {
-        let cos = classifier_of(head).cosines(x);
+    ) -> Tensor<B, 2> {
         let m = self.margin;
-        let logits = apply_to_target(cos, labels.clone(), |c| cosface(c, m)).mul_scalar(self.scale);
-        classification_output(logits, labels)
-    }
-
-    fn inference_logits<B: Backend>(
-        &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
-    ) -> Option<Tensor<B, 2>> {
-        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+        apply_to_target(cos, labels, |c| cosface(c, m)).mul_scalar(self.scale)
     }
 }

@@ -22,6 +22,43 @@ pub(crate) fn check_margin_int(m: u32) -> Result<(), HeadError> {
     }
 }
 
+/// Checks L-Softmax's and A-Softmax's parameters: the sizes, the integer margin, the
+/// annealing schedule.
+pub(crate) fn check_large_margin(
+    classes: usize,
+    embedding_dim: usize,
+    margin_int: u32,
+    annealing: &Annealing,
+) -> Result<(), HeadError> {
+    check_dims(classes, embedding_dim, 1)?;
+    check_margin_int(margin_int)?;
+    annealing.validate()
+}
+
+/// The annealed large-margin output of L-Softmax and A-Softmax: the target logit of `plain`
+/// becomes `annealing.blend(plain_t, large_margin(cos_t, norm, m), iteration)`, then
+/// cross-entropy.
+///
+/// # Shapes
+/// - `plain`, `cos`: `[N, C]`; `norm` (the target's `|W_y| |x|` or `|x|`): `[N, 1]`;
+///   `labels`: `[N]`; loss `[1]`, logits `[N, C]`
+pub(crate) fn annealed_output<B: Backend>(
+    plain: Tensor<B, 2>,
+    cos: Tensor<B, 2>,
+    norm: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+    margin_int: u32,
+    annealing: &Annealing,
+    iteration: u64,
+) -> HeadOutput<B> {
+    let c_t = gather_target(cos, labels.clone());
+    let logits = apply_to_target(plain, labels.clone(), |plain_t| {
+        let margin_t = large_margin(c_t, norm, margin_int);
+        annealing.blend(plain_t, margin_t, iteration)
+    });
+    classification_output(logits, labels)
+}
+
 /// `kind = "lsoftmax"`: target logit `|W_y| |x| psi(theta_y)` ([`crate::margin::large_margin`]),
 /// others `W_j . x = |W_j| |x| cos theta_j`; nothing normalised. Trained with the annealed
 /// target `(lambda W_y.x + |W_y||x| psi(theta_y)) / (1 + lambda)` (see [`Annealing`]);
@@ -75,9 +112,7 @@ impl LSoftmaxConfig {
 
 impl HeadDef for LSoftmaxConfig {
     fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        check_margin_int(self.margin_int)?;
-        self.annealing().validate()
+        check_large_margin(classes, embedding_dim, self.margin_int, &self.annealing())
     }
 
     fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
@@ -101,14 +136,16 @@ impl HeadDef for LSoftmaxConfig {
         let x_norm = l2_norm(x.clone()); // [N, 1]
         let w_norm = classifier.weight_norms().expand([n, classes]);
         let cos = classifier.cosines(x);
-        let c_t = gather_target(cos, labels.clone());
         let w_t = gather_target(w_norm, labels.clone());
-        let (m, annealing, iteration) = (self.margin_int, self.annealing(), state.iteration);
-        let logits = apply_to_target(plain, labels.clone(), |plain_t| {
-            let margin_t = large_margin(c_t, w_t * x_norm, m);
-            annealing.blend(plain_t, margin_t, iteration)
-        });
-        classification_output(logits, labels)
+        annealed_output(
+            plain,
+            cos,
+            w_t * x_norm,
+            labels,
+            self.margin_int,
+            &self.annealing(),
+            state.iteration,
+        )
     }
 
     fn inference_logits<B: Backend>(

@@ -38,7 +38,7 @@ pub use crate::loss::{ContrastiveConfig, TripletConfig};
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::classifier::{Classifier, ClassifierConfig};
+use crate::classifier::{check_dims, Classifier, ClassifierConfig};
 use crate::loss::{cross_entropy, CenterLossConfig};
 use crate::{Head, HeadError, HeadOutput, HeadState};
 
@@ -91,6 +91,67 @@ pub trait HeadDef {
         _x: Tensor<B, 2>,
     ) -> Option<Tensor<B, 2>> {
         None
+    }
+}
+
+/// A classification head on a classifier's cosines with a margin on the target logit
+/// (CosFace, ArcFace, the combined margin, sub-center ArcFace): its [`HeadDef`] follows from
+/// these items. Its `validate` checks the sizes, then `scale` (in `(0, 1e4]`), then
+/// [`CosineMarginHead::validate_margin`]; the classifier produces cosines; training logits
+/// are [`CosineMarginHead::margin_logits`] under cross-entropy, inference logits are the
+/// cosines times the scale.
+pub trait CosineMarginHead {
+    /// The scale s of the logits.
+    fn scale(&self) -> f64;
+
+    /// Checks the margin parameters (the sizes and the scale are checked before), naming
+    /// the bad field.
+    fn validate_margin(&self, classes: usize) -> Result<(), HeadError>;
+
+    /// The classifier: one weight row per class (more with sub-centres).
+    fn cosine_classifier(&self, classes: usize, embedding_dim: usize) -> ClassifierConfig {
+        ClassifierConfig::new(classes, embedding_dim)
+    }
+
+    /// Training logits from class cosines: the margin on each target cosine, all times s.
+    ///
+    /// # Shapes
+    /// - `cos`: `[N, C]`, `labels`: `[N]` -> `[N, C]`
+    fn margin_logits<B: Backend>(
+        &self,
+        cos: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+    ) -> Tensor<B, 2>;
+}
+
+impl<T: CosineMarginHead> HeadDef for T {
+    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
+        check_dims(classes, embedding_dim, 1)?;
+        crate::check::scale("scale", self.scale())?;
+        self.validate_margin(classes)
+    }
+
+    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
+        Some(self.cosine_classifier(classes, embedding_dim))
+    }
+
+    fn forward<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        _state: &mut HeadState,
+    ) -> HeadOutput<B> {
+        let cos = classifier_of(head).cosines(x);
+        classification_output(self.margin_logits(cos, labels.clone()), labels)
+    }
+
+    fn inference_logits<B: Backend>(
+        &self,
+        head: &Head<B>,
+        x: Tensor<B, 2>,
+    ) -> Option<Tensor<B, 2>> {
+        Some(classifier_of(head).cosines(x).mul_scalar(self.scale()))
     }
 }
 
@@ -332,9 +393,16 @@ impl HeadConfig {
         center: Option<crate::loss::CenterLoss<B>>,
         device: &B::Device,
     ) -> Head<B> {
-        let scale = self
-            .learned_scale()
-            .map(|s| burn::module::Param::from_tensor(Tensor::from_floats([s as f32], device)));
+        // the dtype of the parameters the scale multiplies (Burn's initializer takes the
+        // device's default one), else the backend's
+        let dtype = classifier
+            .as_ref()
+            .map(|c| c.weight.val().dtype())
+            .or_else(|| center.as_ref().map(|c| c.centers.val().dtype()))
+            .unwrap_or_else(crate::ops::float_dtype::<B>);
+        let scale = self.learned_scale().map(|s| {
+            burn::module::Param::from_tensor(Tensor::from_data([s as f32], (device, dtype)))
+        });
         Head {
             classifier,
             center,

@@ -4,11 +4,11 @@
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::lsoftmax::check_margin_int;
+use super::lsoftmax::{annealed_output, check_large_margin};
 use super::{classification_output, classifier_of, HeadDef};
-use crate::classifier::{check_dims, ClassifierConfig};
-use crate::margin::{apply_to_target, large_margin, Annealing};
-use crate::ops::{gather_target, l2_norm};
+use crate::classifier::ClassifierConfig;
+use crate::margin::Annealing;
+use crate::ops::l2_norm;
 use crate::{Head, HeadError, HeadOutput, HeadState};
 
 /// `kind = "sphereface"`: W normalised, x not; target logit `|x| psi(theta_y)`
@@ -66,9 +66,7 @@ impl SphereFaceConfig {
 
 impl HeadDef for SphereFaceConfig {
     fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        check_margin_int(self.margin_int)?;
-        self.annealing().validate()
+        check_large_margin(classes, embedding_dim, self.margin_int, &self.annealing())
     }
 
     fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
@@ -88,13 +86,15 @@ impl HeadDef for SphereFaceConfig {
         if self.margin_int == 1 {
             return classification_output(plain, labels);
         }
-        let c_t = gather_target(cos, labels.clone());
-        let (m, annealing, iteration) = (self.margin_int, self.annealing(), state.iteration);
-        let logits = apply_to_target(plain, labels.clone(), |plain_t| {
-            let margin_t = large_margin(c_t, x_norm, m);
-            annealing.blend(plain_t, margin_t, iteration)
-        });
-        classification_output(logits, labels)
+        annealed_output(
+            plain,
+            cos,
+            x_norm,
+            labels,
+            self.margin_int,
+            &self.annealing(),
+            state.iteration,
+        )
     }
 
     fn inference_logits<B: Backend>(

@@ -5,10 +5,9 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::arcface::{arcface_logits, check_angular_margin};
-use super::{classification_output, classifier_of, HeadDef};
-use crate::check::scale;
-use crate::classifier::{check_dims, ClassifierConfig};
-use crate::{Head, HeadError, HeadOutput, HeadState};
+use super::CosineMarginHead;
+use crate::classifier::ClassifierConfig;
+use crate::HeadError;
 
 /// Largest accepted number of sub-centres per class (the paper uses 3; 10 is its largest).
 pub const MAX_SUB_CENTERS: usize = 1024;
@@ -56,10 +55,12 @@ impl SubCenterArcFaceConfig {
     }
 }
 
-impl HeadDef for SubCenterArcFaceConfig {
-    fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
-        check_dims(classes, embedding_dim, 1)?;
-        scale("scale", self.scale)?;
+impl CosineMarginHead for SubCenterArcFaceConfig {
+    fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    fn validate_margin(&self, classes: usize) -> Result<(), HeadError> {
         check_angular_margin(self.margin)?;
         if !(1..=MAX_SUB_CENTERS).contains(&self.k) {
             return Err(HeadError::InvalidField {
@@ -78,26 +79,15 @@ impl HeadDef for SubCenterArcFaceConfig {
         Ok(())
     }
 
-    fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
-        Some(ClassifierConfig::new(classes, embedding_dim).with_sub_centers(self.k))
+    fn cosine_classifier(&self, classes: usize, embedding_dim: usize) -> ClassifierConfig {
+        ClassifierConfig::new(classes, embedding_dim).with_sub_centers(self.k)
     }
 
-    fn forward<B: Backend>(
+    fn margin_logits<B: Backend>(
         &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
+        cos: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-        _state: &mut HeadState,
-    ) -> HeadOutput<B> {
-        let cos = classifier_of(head).cosines(x);
-        classification_output(arcface_logits(cos, labels.clone(), &self.arcface()), labels)
-    }
-
-    fn inference_logits<B: Backend>(
-        &self,
-        head: &Head<B>,
-        x: Tensor<B, 2>,
-    ) -> Option<Tensor<B, 2>> {
-        Some(classifier_of(head).cosines(x).mul_scalar(self.scale))
+    ) -> Tensor<B, 2> {
+        arcface_logits(cos, labels, &self.arcface())
     }
 }

@@ -113,16 +113,17 @@ impl<B: Backend> CenterLoss<B> {
         let n = x.dims()[0];
         let device = centers.device();
         let diff = centers.clone().select(0, labels.clone()) - x.detach(); // c_{y_i} - x_i
-        let sums = Tensor::<B, 2>::zeros([classes, d], &device).select_assign(
+        let dtype = centers.dtype();
+        let sums = Tensor::<B, 2>::zeros([classes, d], (&device, dtype)).select_assign(
             0,
             labels.clone(),
             diff,
             IndexingUpdateOp::Add,
         );
-        let counts = Tensor::<B, 1>::zeros([classes], &device).select_assign(
+        let counts = Tensor::<B, 1>::zeros([classes], (&device, dtype)).select_assign(
             0,
             labels,
-            Tensor::ones([n], &device),
+            Tensor::ones([n], (&device, dtype)),
             IndexingUpdateOp::Add,
         );
         let delta = sums / counts.add_scalar(1.0).reshape([classes, 1]);

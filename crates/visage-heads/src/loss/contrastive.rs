@@ -81,11 +81,11 @@ impl Contrastive {
     /// - `x`: `[N, d]`, `labels`: `[N]` -> `[1]`
     pub fn loss<B: Backend>(&self, x: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         let n = x.dims()[0];
-        let device = x.device();
         let x = if self.normalize { l2_normalize(x) } else { x };
         let squared = pairwise_squared_distances(x);
         let distance = sqrt_distances(squared.clone());
-        let same = same_label_mask::<B>(labels);
+        let same = same_label_mask::<B>(labels, squared.dtype());
+        let upper = squared.ones_like().triu(1);
         let genuine = squared.mul_scalar(0.5) * same.clone();
         let impostor = distance
             .neg()
@@ -94,7 +94,6 @@ impl Contrastive {
             .square()
             .mul_scalar(0.5)
             * same.neg().add_scalar(1.0);
-        let upper = Tensor::<B, 2>::ones([n, n], &device).triu(1);
         let pairs = (n * n.saturating_sub(1) / 2).max(1);
         ((genuine + impostor) * upper)
             .sum()

@@ -154,8 +154,17 @@ impl Triplet {
         let n = x.dims()[0];
         let device = x.device();
         let dist = self.distances(x);
-        let same = same_label_mask::<B>(labels);
-        let positive = same.clone() - Tensor::<B, 2>::eye(n, &device);
+        let dtype = dist.dtype();
+        let same = same_label_mask::<B>(labels, dtype);
+        // the identity in the mask's own dtype (`Tensor::eye` takes the device's default one)
+        let rows = Tensor::<B, 1, Int>::arange(0..n as i64, &device);
+        let diagonal = rows
+            .clone()
+            .reshape([n, 1])
+            .expand([n, n])
+            .equal(rows.reshape([1, n]).expand([n, n]));
+        let eye = same.zeros_like().mask_fill(diagonal, 1.0);
+        let positive = same.clone() - eye;
         let negative = same.neg().add_scalar(1.0);
         let (losses, selected) = match self.mining {
             TripletMining::All | TripletMining::SemiHard => {
@@ -165,8 +174,10 @@ impl Triplet {
                     * negative.reshape([n, 1, n]).expand([n, n, n]);
                 if self.mining == TripletMining::SemiHard {
                     let (ap_d, an_d) = (ap.clone().detach(), an.clone().detach());
-                    let farther = an_d.clone().greater(ap_d.clone()).float();
-                    let within = an_d.lower(ap_d.add_scalar(self.margin)).float();
+                    let farther =
+                        crate::ops::mask_to_float(an_d.clone().greater(ap_d.clone()), dtype);
+                    let within =
+                        crate::ops::mask_to_float(an_d.lower(ap_d.add_scalar(self.margin)), dtype);
                     valid = valid * farther * within;
                 }
                 let losses = (ap - an).add_scalar(self.margin).clamp_min(0.0) * valid.clone();
@@ -183,8 +194,10 @@ impl Triplet {
                         .add_scalar(1.0)
                         .mul_scalar(MASK_OFFSET))
                 .min_dim(1);
-                let has_positive = positive.sum_dim(1).greater_elem(0.0).float();
-                let has_negative = negative.sum_dim(1).greater_elem(0.0).float();
+                let has_positive =
+                    crate::ops::mask_to_float(positive.sum_dim(1).greater_elem(0.0), dtype);
+                let has_negative =
+                    crate::ops::mask_to_float(negative.sum_dim(1).greater_elem(0.0), dtype);
                 let valid = has_positive * has_negative; // [N, 1]
                 let losses = (hardest_positive - hardest_negative)
                     .add_scalar(self.margin)
@@ -196,7 +209,7 @@ impl Triplet {
         let count = match self.reduction {
             TripletReduction::Mean => selected.sum(),
             TripletReduction::MeanNonzero => {
-                losses.clone().detach().greater_elem(0.0).float().sum()
+                crate::ops::mask_to_float(losses.clone().detach().greater_elem(0.0), dtype).sum()
             }
         };
         losses.sum() / count.clamp_min(1.0)

@@ -50,7 +50,7 @@ pub fn apply_to_target<B: Backend>(
 ) -> Tensor<B, 2> {
     let classes = m.dims()[1];
     let target = gather_target(m.clone(), labels.clone());
-    let mask = target_mask(labels, classes);
+    let mask = target_mask(labels, classes, m.dtype());
     replace_target(m, mask, margin(target.clone()), target)
 }
 

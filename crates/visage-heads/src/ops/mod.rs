@@ -10,3 +10,26 @@ pub use pairwise::{
     pairwise_squared_distances, same_label_mask, sqrt_distances, EXPLICIT_DIFFERENCE_BUDGET,
 };
 pub use target::{gather_target, replace_target, target_mask};
+
+use burn::tensor::{backend::Backend, DType, Element};
+
+/// The float dtype of backend `B` (`B::FloatElem`'s), for creating tensors. Burn 0.21's
+/// `Tensor::zeros/ones/from_data(.., &device)` take the dtype from a per-device registry that
+/// the first backend used on the device sets (NdArray<f32> and NdArray<f64> share one
+/// device), so a tensor created without it can be f32 inside an f64 backend.
+pub fn float_dtype<B: Backend>() -> DType {
+    <B::FloatElem as Element>::dtype()
+}
+
+/// A boolean mask as 1.0 / 0.0 in float dtype `dtype` (give the dtype of the data the mask
+/// meets; `Tensor::float` takes the device's default dtype, see [`float_dtype`]).
+///
+/// # Shapes
+/// - `mask`: any shape, returned unchanged
+pub fn mask_to_float<B: Backend, const D: usize>(
+    mask: burn::tensor::Tensor<B, D, burn::tensor::Bool>,
+    dtype: DType,
+) -> burn::tensor::Tensor<B, D> {
+    let zeros = burn::tensor::Tensor::<B, D>::zeros(mask.shape(), (&mask.device(), dtype));
+    zeros.mask_fill(mask, 1.0)
+}

@@ -1,6 +1,6 @@
 //! Pairwise distances inside a batch, and the same-identity mask, for the metric losses.
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
 use super::NORM_EPS;
 
@@ -36,9 +36,9 @@ pub fn sqrt_distances<B: Backend>(squared: Tensor<B, 2>) -> Tensor<B, 2> {
 ///
 /// # Shapes
 /// - `labels`: `[N]` -> `[N, N]`
-pub fn same_label_mask<B: Backend>(labels: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+pub fn same_label_mask<B: Backend>(labels: Tensor<B, 1, Int>, dtype: DType) -> Tensor<B, 2> {
     let n = labels.dims()[0];
     let rows = labels.clone().reshape([n, 1]).expand([n, n]);
     let cols = labels.reshape([1, n]).expand([n, n]);
-    rows.equal(cols).float()
+    crate::ops::mask_to_float(rows.equal(cols), dtype)
 }

@@ -3,20 +3,24 @@
 //! The target mask is built from an equality against an `arange` (no host sync, unlike
 //! `Tensor::one_hot`, which validates on the host).
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, DType, Int, Tensor};
 
 /// One-hot float mask `[N, C]`: 1 at `(i, labels[i])`, 0 elsewhere.
 ///
 /// # Shapes
 /// - `labels`: `[N]` -> `[N, C]`
-pub fn target_mask<B: Backend>(labels: Tensor<B, 1, Int>, classes: usize) -> Tensor<B, 2> {
+pub fn target_mask<B: Backend>(
+    labels: Tensor<B, 1, Int>,
+    classes: usize,
+    dtype: DType,
+) -> Tensor<B, 2> {
     let n = labels.dims()[0];
     let device = labels.device();
     let columns = Tensor::<B, 1, Int>::arange(0..classes as i64, &device)
         .reshape([1, classes])
         .expand([n, classes]);
     let rows = labels.reshape([n, 1]).expand([n, classes]);
-    rows.equal(columns).float()
+    crate::ops::mask_to_float(rows.equal(columns), dtype)
 }
 
 /// The entries `m[i, labels[i]]` as a column `[N, 1]`.
