@@ -115,7 +115,10 @@ impl<B: Backend> ConvBlock<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.bn.forward(self.conv.forward(x)))
+        crate::ops::prelu(
+            &self.prelu,
+            self.bn.forward(crate::ops::conv2d(&self.conv, x)),
+        )
     }
 }
 
@@ -130,7 +133,7 @@ impl<B: Backend> LinearBlock<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(crate::ops::conv2d(&self.conv, x))
     }
 }
 
