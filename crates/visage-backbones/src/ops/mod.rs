@@ -14,12 +14,19 @@
 //!   permuted copies).
 //! - [`prelu`]: `PRelu::forward`; forward and backward in one pass each
 //!   (`dx = g` where `x >= 0`, `alpha g` where `x < 0`; `dalpha_c = sum of g x` where `x < 0`).
+//! - [`batch_norm`]: `BatchNorm::forward` in training mode (batch statistics, running
+//!   statistics updated with Burn's rule and biased variance); the forward computes the
+//!   per-channel mean and variance in f64 (two passes) and writes `(x - mean) gamma / std +
+//!   beta` in one pass; the backward is the closed form of the batch-statistics gradient,
+//!   `dx = gamma / std (g - mean(g) - xhat mean(g xhat))`, `dgamma = sum g xhat`,
+//!   `dbeta = sum g` (Burn's composite runs a dozen broadcasting element-wise ops and their
+//!   backwards, most of them through strided iteration).
 //!
-//! `VISAGE_FAST_CPU=off` (or `conv`, `prelu`: only that op) switches the kernels off at run
+//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `prelu`, `bn`: only those ops) switches the kernels off at run
 //! time, for A/B measurements.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::PRelu;
+use burn::nn::{BatchNorm, PRelu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -82,4 +89,19 @@ pub fn prelu<B: Backend, const D: usize>(prelu: &PRelu<B>, x: Tensor<B, D>) -> T
         false => x,
     };
     prelu.forward(x)
+}
+
+/// `bn.forward(x)` (channel dimension 1, rank >= 2), with a fused forward and closed-form
+/// backward on `Autodiff<Flex>` (training mode: batch statistics, running statistics
+/// updated as Burn does).
+pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "fast-cpu")]
+    let x = match enabled("bn") {
+        true => match flex::batch_norm(bn, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        false => x,
+    };
+    bn.forward(x)
 }
