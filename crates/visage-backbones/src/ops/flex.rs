@@ -213,14 +213,32 @@ fn sgemm(
     }
 }
 
-/// Per-task accumulators and buffers of the conv backward.
+/// Per-task accumulators of the conv backward.
 struct ConvAcc {
     dw: Vec<f32>,
     db: Vec<f64>,
-    /// `[k, bs * p]`: the block's im2col, then its column gradients.
-    col: Vec<f32>,
-    /// `[cout, bs * p]`: the block's output gradients, images side by side.
-    gcat: Vec<f32>,
+}
+
+thread_local! {
+    /// Scratch of the conv backward, kept per thread between calls: `[k, bs * p]` (the
+    /// block's im2col, then its column gradients) and `[cout, bs * p]` (the block's output
+    /// gradients, images side by side). Buffers of tens of MB allocated afresh at every call
+    /// cost more in page faults than the GEMMs that fill them at IResNet's first stage.
+    static CONV_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's conv scratch grown to at least `col` and `gcat` elements.
+fn with_conv_scratch<R>(col: usize, gcat: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    CONV_SCRATCH.with_borrow_mut(|(c, g)| {
+        if c.len() < col {
+            *c = vec![0.0; col];
+        }
+        if g.len() < gcat {
+            *g = vec![0.0; gcat];
+        }
+        f(&mut c[..col], &mut g[..gcat])
+    })
 }
 
 /// Output positions per GEMM: images are taken in blocks of `bs` so that the GEMMs of
@@ -260,79 +278,64 @@ pub(crate) fn conv2d_backward_f32(
         } else {
             Vec::new()
         },
-        col: if need_w || need_x {
-            vec![0.0; k * bs * p]
-        } else {
-            Vec::new()
-        },
-        gcat: vec![0.0; gm.cout * bs * p],
     };
     let one = |mut acc: ConvAcc, blk: usize, dx: Option<&mut [f32]>| -> ConvAcc {
         let b0 = blk * bs;
         let nb = bs.min(gm.n - b0);
         let cols = nb * p;
-        // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
-        for j in 0..nb {
-            let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
-            for o in 0..gm.cout {
-                acc.gcat[o * cols + j * p..o * cols + (j + 1) * p]
-                    .copy_from_slice(&gb[o * p..(o + 1) * p]);
+        let col_len = if need_w || dx.is_some() { k * cols } else { 0 };
+        // One image: its output gradients are G as they are; several: copied side by side.
+        let gcat_len = if nb == 1 { 0 } else { gm.cout * cols };
+        with_conv_scratch(col_len, gcat_len, |col, gbuf| {
+            // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
+            for j in 0..if nb == 1 { 0 } else { nb } {
+                let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
+                for o in 0..gm.cout {
+                    gbuf[o * cols + j * p..o * cols + (j + 1) * p]
+                        .copy_from_slice(&gb[o * p..(o + 1) * p]);
+                }
             }
-        }
-        let gcat = &acc.gcat[..gm.cout * cols];
-        if need_w {
-            for j in 0..nb {
-                let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
-                im2col(&gm, xb, &mut acc.col, cols, j * p);
-            }
-            // dW (cout x k) += G (cout x cols) * X^T (cols x k)
-            sgemm(
-                gm.cout,
-                k,
-                cols,
-                &mut acc.dw,
-                true,
-                gcat,
-                1,
-                cols,
-                &acc.col,
-                cols,
-                1,
-            );
-        }
-        if let Some(dx) = dx {
-            // dX (k x cols) = W^T (k x cout) * G (cout x cols)
-            sgemm(
-                k,
-                cols,
-                gm.cout,
-                &mut acc.col,
-                false,
-                w,
-                k,
-                1,
-                gcat,
-                1,
-                cols,
-            );
-            for j in 0..nb {
-                col2im_add(
-                    &gm,
-                    &acc.col,
+            let gcat: &[f32] = if nb == 1 {
+                &g[b0 * g_img..(b0 + 1) * g_img]
+            } else {
+                gbuf
+            };
+            if need_w {
+                for j in 0..nb {
+                    let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                    im2col(&gm, xb, col, cols, j * p);
+                }
+                // dW (cout x k) += G (cout x cols) * X^T (cols x k)
+                sgemm(
+                    gm.cout,
+                    k,
                     cols,
-                    j * p,
-                    &mut dx[j * x_img..(j + 1) * x_img],
+                    &mut acc.dw,
+                    true,
+                    gcat,
+                    1,
+                    cols,
+                    col,
+                    cols,
+                    1,
                 );
             }
-        }
-        if need_b {
-            for (o, d) in acc.db.iter_mut().enumerate() {
-                *d += gcat[o * cols..(o + 1) * cols]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>();
+            if let Some(dx) = dx {
+                // dX (k x cols) = W^T (k x cout) * G (cout x cols)
+                sgemm(k, cols, gm.cout, col, false, w, k, 1, gcat, 1, cols);
+                for j in 0..nb {
+                    col2im_add(&gm, col, cols, j * p, &mut dx[j * x_img..(j + 1) * x_img]);
+                }
             }
-        }
+            if need_b {
+                for (o, d) in acc.db.iter_mut().enumerate() {
+                    *d += gcat[o * cols..(o + 1) * cols]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>();
+                }
+            }
+        });
         acc
     };
     let merge = |mut a: ConvAcc, b: ConvAcc| {
