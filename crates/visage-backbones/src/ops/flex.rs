@@ -374,6 +374,85 @@ pub(crate) fn conv2d_backward_f32(
     )
 }
 
+/// The conv forward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
+/// `bias` `[cout]`; returns `y` `[n, cout, ho, wo]`.
+///
+/// Blocks of `bs` images spread over rayon's threads, as the backward; per block, with `X`
+/// its im2col `[k, bs * p]`: `Y = W X` (one GEMM whose inner dimension is `k`, whose width
+/// is the block's output positions), written in place for one image, else scattered.
+pub(crate) fn conv2d_forward_f32(
+    geom: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let gm = *geom;
+    let (k, p) = (gm.k(), gm.p());
+    let x_img = gm.cin * gm.h * gm.w;
+    let y_img = gm.cout * p;
+    let mut y = vec![0.0f32; gm.n * y_img];
+    if y_img == 0 {
+        return y;
+    }
+    let bs = CONV_BLOCK_COLUMNS
+        .div_ceil(p.max(1))
+        .clamp(1, per_task(gm.n));
+    y.par_chunks_mut(bs * y_img)
+        .enumerate()
+        .for_each(|(blk, yb)| {
+            let b0 = blk * bs;
+            let nb = yb.len() / y_img;
+            let cols = nb * p;
+            let buf_len = if nb == 1 { 0 } else { gm.cout * cols };
+            with_conv_scratch(k * cols, buf_len, |col, buf| {
+                for j in 0..nb {
+                    let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                    im2col(&gm, xb, col, cols, j * p);
+                }
+                // Y (cout x cols) = W (cout x k) * X (k x cols)
+                if nb == 1 {
+                    sgemm(gm.cout, cols, k, yb, false, w, 1, k, col, 1, cols);
+                } else {
+                    sgemm(gm.cout, cols, k, buf, false, w, 1, k, col, 1, cols);
+                    for j in 0..nb {
+                        for o in 0..gm.cout {
+                            yb[j * y_img + o * p..j * y_img + (o + 1) * p]
+                                .copy_from_slice(&buf[o * cols + j * p..o * cols + (j + 1) * p]);
+                        }
+                    }
+                }
+            });
+            if let Some(bias) = bias {
+                for img in yb.chunks_mut(y_img) {
+                    for (o, plane) in img.chunks_mut(p).enumerate() {
+                        for v in plane {
+                            *v += bias[o];
+                        }
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// [`conv2d_forward_f32`] on flex tensors (made contiguous first).
+fn conv2d_forward_flex(
+    geom: &ConvGeom,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let (x, w) = (x.to_contiguous(), w.to_contiguous());
+    let bias = bias.map(|b| b.to_contiguous());
+    let y = conv2d_forward_f32(
+        geom,
+        x.storage::<f32>(),
+        w.storage::<f32>(),
+        bias.as_ref().map(|b| b.storage::<f32>()),
+    );
+    flex_f32(y, &[geom.n, geom.cout, geom.ho, geom.wo])
+}
+
 #[derive(Debug)]
 struct ConvBias;
 #[derive(Debug)]
@@ -475,6 +554,11 @@ pub(super) fn conv2d<B: Backend>(
         wo: (w + 2 * pw - kw) / sw + 1,
     };
     let options = ConvOptions::new([sh, sw], [ph, pw], [1, 1], 1);
+    let own_forward = super::enabled("convfwd");
+    let forward = |x: FlexTensor, w: FlexTensor, b: Option<FlexTensor>| match own_forward {
+        true => conv2d_forward_flex(&geom, &x, &w, b.as_ref()),
+        false => Flex::conv2d(x, w, b, options.clone()),
+    };
     let x = to_prim(x);
     let weight = to_prim(weight);
     let out = match conv.bias.as_ref().map(|b| to_prim(b.val())) {
@@ -488,15 +572,12 @@ pub(super) fn conv2d<B: Backend>(
                 let ws = prep.checkpoint(&weight);
                 prep.finish(
                     (xs, ws, geom),
-                    Flex::conv2d(x.primitive, weight.primitive, Some(bias.primitive), options),
+                    forward(x.primitive, weight.primitive, Some(bias.primitive)),
                 )
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
-                x.primitive,
-                weight.primitive,
-                Some(bias.primitive),
-                options,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(x.primitive, weight.primitive, Some(bias.primitive)))
+            }
         },
         None => match ConvNoBias
             .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
@@ -506,14 +587,9 @@ pub(super) fn conv2d<B: Backend>(
             OpsKind::Tracked(mut prep) => {
                 let xs = prep.checkpoint(&x);
                 let ws = prep.checkpoint(&weight);
-                prep.finish(
-                    (xs, ws, geom),
-                    Flex::conv2d(x.primitive, weight.primitive, None, options),
-                )
+                prep.finish((xs, ws, geom), forward(x.primitive, weight.primitive, None))
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::conv2d(x.primitive, weight.primitive, None, options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive, weight.primitive, None)),
         },
     };
     Ok(from_prim(out))

@@ -7,7 +7,9 @@
 //! it runs Burn's own composite ops, so the function computed is the same everywhere and
 //! only the summation order of the gradients differs.
 //!
-//! - [`conv2d`]: `Conv2d::forward`; the backward (input, weight and bias gradients) is one
+//! - [`conv2d`]: `Conv2d::forward`; the forward is im2col + one GEMM per block of images,
+//!   blocks spread over the threads (burn-flex's tiled forward runs narrow GEMM tiles on
+//!   the small maps of sphere nets); the backward (input, weight and bias gradients) is one
 //!   batch-parallel pass: per image, im2col + one GEMM for the weight gradient, one GEMM +
 //!   col2im for the input gradient, a row sum for the bias (Burn's default runs the input
 //!   gradient as a serial per-image conv_transpose and the weight gradient as a conv over
@@ -22,7 +24,9 @@
 //!   `dbeta = sum g` (Burn's composite runs a dozen broadcasting element-wise ops and their
 //!   backwards, most of them through strided iteration).
 //!
-//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `prelu`, `bn`: only those ops) switches the kernels off at run
+//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`: only those ops;
+//! `convfwd` is the conv's own batch-parallel im2col + GEMM forward inside `conv`, else
+//! burn-flex's forward) switches the kernels off at run
 //! time, for A/B measurements.
 
 use burn::nn::conv::Conv2d;
@@ -35,7 +39,7 @@ mod flex;
 
 /// Which fast kernels are on (`VISAGE_FAST_CPU`, read once).
 #[cfg(feature = "fast-cpu")]
-fn enabled(op: &str) -> bool {
+pub(crate) fn enabled(op: &str) -> bool {
     use std::sync::OnceLock;
     static SWITCH: OnceLock<String> = OnceLock::new();
     let s = SWITCH.get_or_init(|| {
