@@ -670,6 +670,7 @@ fn batch_norm_matches_f64_reference_on_ndarray() {
 /// The Jacobian reference of the batch-norm gradients against central differences of the
 /// f64 forward.
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn batch_norm_reference_gradients_match_finite_differences() {
     let (n, c, eps) = (3, 2, 1e-5);
     let x = values(n * c * 4, 51);

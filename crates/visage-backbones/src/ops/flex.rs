@@ -220,9 +220,11 @@ struct ConvAcc {
 }
 
 thread_local! {
-    /// Scratch of the conv backward, kept per thread between calls: `[k, bs * p]` (the
-    /// block's im2col, then its column gradients) and `[cout, bs * p]` (the block's output
-    /// gradients, images side by side). Buffers of tens of MB allocated afresh at every call
+    /// Scratch of the conv forward and backward, kept per thread between calls (so each
+    /// rayon thread holds up to `k * bs * p` + `cout * bs * p` floats, 29 MB at IResNet's
+    /// 112x112 stage): `[k, bs * p]` (the block's im2col, then in the backward its column
+    /// gradients) and `[cout, bs * p]` (the block's outputs or output gradients, images side
+    /// by side). Buffers of tens of MB allocated afresh at every call
     /// cost more in page faults than the GEMMs that fill them at IResNet's first stage.
     static CONV_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
