@@ -394,11 +394,15 @@ def run_train(spec):
         t = time.perf_counter()
         losses.append(step())
         times.append(time.perf_counter() - t)
-    cpu_per_wall = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+    cpu_timed = time.process_time() - cpu0
+    cpu_per_wall = cpu_timed / (time.perf_counter() - wall0)
     med = median(times)
     return {"value": n / med, "unit": "images/s", "step_seconds": times,
             "median_step_s": med, "mean_step_s": sum(times) / len(times),
             "first_loss": losses[0], "last_loss": losses[-1], "cpu_per_wall": cpu_per_wall,
+            # CPU seconds per timed step (user + system, all threads; OpenMP's spin-waiting
+            # counts too), as the visage side's `cpu_step_s`.
+            "cpu_step_s": cpu_timed / len(times),
             "parameters": sum(p.numel() for p in backbone.parameters())
             + sum(p.numel() for p in head.parameters()),
             # BatchNorm running mean and variance (Burn's num_params counts them as well).

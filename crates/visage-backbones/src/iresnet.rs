@@ -212,7 +212,7 @@ impl<B: Backend> Downsample<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        crate::ops::batch_norm(&self.bn, crate::ops::conv2d(&self.conv, x))
     }
 }
 
@@ -261,12 +261,12 @@ impl<B: Backend> IBasicBlock<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H / stride, W / stride]` (rounded up).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let out = self.bn1.forward(x.clone());
-        let out = self.conv1.forward(out);
-        let out = self.bn2.forward(out);
-        let out = self.prelu.forward(out);
-        let out = self.conv2.forward(out);
-        let out = self.bn3.forward(out);
+        let out = crate::ops::batch_norm(&self.bn1, x.clone());
+        let out = crate::ops::conv2d(&self.conv1, out);
+        let out = crate::ops::batch_norm(&self.bn2, out);
+        let out = crate::ops::prelu(&self.prelu, out);
+        let out = crate::ops::conv2d(&self.conv2, out);
+        let out = crate::ops::batch_norm(&self.bn3, out);
         let identity = match &self.downsample {
             Some(ds) => ds.forward(x),
             None => x,
@@ -315,9 +315,9 @@ impl<B: Backend> IResNet<B> {
     ///   weights expect ((x/255 - 0.5) / 0.5 for InsightFace).
     /// - output `[N, embedding_dim]`.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = self.conv1.forward(images);
-        let x = self.bn1.forward(x);
-        let mut x = self.prelu.forward(x);
+        let x = crate::ops::conv2d(&self.conv1, images);
+        let x = crate::ops::batch_norm(&self.bn1, x);
+        let mut x = crate::ops::prelu(&self.prelu, x);
         for block in self
             .layer1
             .iter()
@@ -327,10 +327,10 @@ impl<B: Backend> IResNet<B> {
         {
             x = block.forward(x);
         }
-        let x = self.bn2.forward(x);
+        let x = crate::ops::batch_norm(&self.bn2, x);
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = self.dropout.forward(x);
         let x = self.fc.forward(x);
-        self.features.forward(x)
+        crate::ops::batch_norm(&self.features, x)
     }
 }

@@ -115,7 +115,10 @@ impl<B: Backend> ConvBlock<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.prelu.forward(self.bn.forward(self.conv.forward(x)))
+        crate::ops::prelu(
+            &self.prelu,
+            crate::ops::batch_norm(&self.bn, crate::ops::conv2d(&self.conv, x)),
+        )
     }
 }
 
@@ -130,7 +133,7 @@ impl<B: Backend> LinearBlock<B> {
     /// # Shapes
     /// - input `[N, C_in, H, W]`, output `[N, C_out, H', W']`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        crate::ops::batch_norm(&self.bn, crate::ops::conv2d(&self.conv, x))
     }
 }
 
@@ -349,6 +352,6 @@ impl<B: Backend> MobileFaceNet<B> {
         let x = self.gdc.forward(x);
         let x: Tensor<B, 2> = x.flatten(1, 3);
         let x = self.linear.forward(x);
-        self.features.forward(x)
+        crate::ops::batch_norm(&self.features, x)
     }
 }

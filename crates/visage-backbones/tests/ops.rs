@@ -1,5 +1,6 @@
-//! `visage_backbones::ops` against float64 loops written here: the conv2d and PReLU forward
-//! values and their input / weight / bias / slope gradients, on `Autodiff<Flex>` (the
+//! `visage_backbones::ops` against float64 loops written here: the conv2d, PReLU and
+//! training-mode batch-norm forward values and their input / weight / bias / slope / scale
+//! / shift gradients (and the batch norm's running statistics), on `Autodiff<Flex>` (the
 //! hand-written kernels) and `Autodiff<NdArray>` (Burn's composite ops), on edge shapes.
 //! The f64 reference gradients are themselves checked against central finite differences of
 //! the f64 forward.
@@ -7,7 +8,7 @@
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{PRelu, PReluConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use visage_backbones::ops;
@@ -466,4 +467,248 @@ fn ops_without_autodiff_match_reference() {
     use burn::module::AutodiffModule;
     let y = ops::conv2d(&conv.valid(), xt);
     assert_close("inference conv", &read(y), &want, 1e-5);
+}
+
+/// f64 training-mode batch norm on `[n, c, inner]`: (y, mean, biased variance).
+fn bn_ref(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    n: usize,
+    c: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let inner = x.len() / (n * c);
+    let m = (n * inner) as f64;
+    let idx = |b: usize, ch: usize, i: usize| (b * c + ch) * inner + i;
+    let mut mean = vec![0.0; c];
+    let mut var = vec![0.0; c];
+    let mut y = vec![0.0; x.len()];
+    for ch in 0..c {
+        for b in 0..n {
+            for i in 0..inner {
+                mean[ch] += x[idx(b, ch, i)] / m;
+            }
+        }
+        for b in 0..n {
+            for i in 0..inner {
+                var[ch] += (x[idx(b, ch, i)] - mean[ch]).powi(2) / m;
+            }
+        }
+        let std = (var[ch] + eps).sqrt();
+        for b in 0..n {
+            for i in 0..inner {
+                let k = idx(b, ch, i);
+                y[k] = (x[k] - mean[ch]) / std * gamma[ch] + beta[ch];
+            }
+        }
+    }
+    (y, mean, var)
+}
+
+/// f64 gradients of sum(y * r) through the batch norm: (dx, dgamma, dbeta), dx from the
+/// full Jacobian per channel, `dy_j/dx_i = gamma rstd (delta_ij - 1/M - xhat_i xhat_j / M)`.
+fn bn_ref_grads(
+    x: &[f64],
+    gamma: &[f64],
+    r: &[f64],
+    n: usize,
+    c: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let inner = x.len() / (n * c);
+    let m = (n * inner) as f64;
+    let (_, mean, var) = bn_ref(x, gamma, &vec![0.0; c], n, c, eps);
+    let mut dx = vec![0.0; x.len()];
+    let mut dgamma = vec![0.0; c];
+    let mut dbeta = vec![0.0; c];
+    for ch in 0..c {
+        let rstd = 1.0 / (var[ch] + eps).sqrt();
+        let ks: Vec<usize> = (0..n)
+            .flat_map(|b| (0..inner).map(move |i| (b * c + ch) * inner + i))
+            .collect();
+        let xhat = |k: usize| (x[k] - mean[ch]) * rstd;
+        for &j in &ks {
+            dgamma[ch] += r[j] * xhat(j);
+            dbeta[ch] += r[j];
+        }
+        for &i in &ks {
+            let mut s = 0.0;
+            for &j in &ks {
+                let delta = if i == j { 1.0 } else { 0.0 };
+                s += r[j] * gamma[ch] * rstd * (delta - 1.0 / m - xhat(i) * xhat(j) / m);
+            }
+            dx[i] = s;
+        }
+    }
+    (dx, dgamma, dbeta)
+}
+
+struct BnCase<const D: usize> {
+    shape: [usize; D],
+    /// Added to every input value (a mean far from 0 against a small spread).
+    offset: f64,
+    gamma_grad: bool,
+    x_grad: bool,
+}
+
+fn check_bn<B: AutodiffBackend, const D: usize>(case: BnCase<D>) {
+    let shape = case.shape;
+    let (n, c) = (shape[0], shape[1]);
+    let len: usize = shape.iter().product();
+    let eps = 1e-5;
+    let x: Vec<f64> = rounded(
+        &values(len, 41)
+            .iter()
+            .map(|v| v + case.offset)
+            .collect::<Vec<_>>(),
+    );
+    let r = rounded(&values(len, 42));
+    let gamma = rounded(&values(c, 43).iter().map(|v| 1.0 + v).collect::<Vec<_>>());
+    let beta = rounded(&values(c, 44));
+    let mut bn: BatchNorm<B> = BatchNormConfig::new(c)
+        .with_epsilon(eps)
+        .init(&Default::default());
+    bn.gamma = Param::from_tensor(tensor(&gamma, [c])).set_require_grad(case.gamma_grad);
+    bn.beta = Param::from_tensor(tensor(&beta, [c]));
+    let mut xt = tensor::<B, D>(&x, shape);
+    if case.x_grad {
+        xt = xt.require_grad();
+    }
+    let y = ops::batch_norm(&bn, xt.clone());
+    let loss = (y.clone() * tensor::<B, D>(&r, shape)).sum();
+    let grads = loss.backward();
+    let (want_y, mean, var) = bn_ref(&x, &gamma, &beta, n, c, eps);
+    let (want_dx, want_dgamma, want_dbeta) = bn_ref_grads(&x, &gamma, &r, n, c, eps);
+    let what = format!("{shape:?} offset {}", case.offset);
+    assert_close(&format!("y {what}"), &read(y), &want_y, 1e-4);
+    match xt.grad(&grads) {
+        Some(dx) => {
+            assert!(case.x_grad);
+            assert_close(&format!("dx {what}"), &read(dx), &want_dx, 1e-4);
+        }
+        None => assert!(!case.x_grad, "no input gradient {what}"),
+    }
+    match bn.gamma.grad(&grads) {
+        Some(dg) => {
+            assert!(case.gamma_grad);
+            assert_close(&format!("dgamma {what}"), &read(dg), &want_dgamma, 1e-4);
+        }
+        None => assert!(!case.gamma_grad, "no gamma gradient {what}"),
+    }
+    let db = bn.beta.grad(&grads).expect("beta gradient");
+    assert_close(&format!("dbeta {what}"), &read(db), &want_dbeta, 1e-5);
+    // Running statistics: Burn's rule, momentum 0.1, from mean 0 and variance 1, biased
+    // variance.
+    let want_rm: Vec<f64> = mean.iter().map(|m| 0.1 * m).collect();
+    let want_rv: Vec<f64> = var.iter().map(|v| 0.9 + 0.1 * v).collect();
+    assert_close(
+        &format!("running mean {what}"),
+        &read(bn.running_mean.value_sync()),
+        &want_rm,
+        1e-5,
+    );
+    assert_close(
+        &format!("running var {what}"),
+        &read(bn.running_var.value_sync()),
+        &want_rv,
+        1e-5,
+    );
+}
+
+fn bn_all<B: AutodiffBackend>() {
+    let case = |shape: [usize; 4]| BnCase {
+        shape,
+        offset: 0.0,
+        gamma_grad: true,
+        x_grad: true,
+    };
+    check_bn::<B, 4>(case([3, 5, 4, 6]));
+    check_bn::<B, 4>(case([37, 3, 2, 2]));
+    check_bn::<B, 4>(case([2, 3, 1, 1]));
+    // A map with more than 8 values per plane and a ragged tail.
+    check_bn::<B, 4>(case([2, 2, 5, 7]));
+    // One value per channel: variance 0, y = beta, dx = 0.
+    check_bn::<B, 4>(case([1, 2, 1, 1]));
+    check_bn::<B, 4>(BnCase {
+        offset: 30.0,
+        ..case([4, 3, 3, 3])
+    });
+    // Frozen scale (IResNet's `features`), input without gradient.
+    check_bn::<B, 4>(BnCase {
+        gamma_grad: false,
+        x_grad: false,
+        ..case([3, 5, 4, 6])
+    });
+    // BatchNorm1d on [N, C] and on [N, C, L].
+    for (gamma_grad, n) in [(true, 7), (false, 32)] {
+        check_bn::<B, 2>(BnCase {
+            shape: [n, 6],
+            offset: 0.0,
+            gamma_grad,
+            x_grad: true,
+        });
+    }
+    check_bn::<B, 3>(BnCase {
+        shape: [2, 4, 5],
+        offset: 0.0,
+        gamma_grad: true,
+        x_grad: true,
+    });
+}
+
+#[test]
+fn batch_norm_matches_f64_reference_on_flex_kernel() {
+    bn_all::<AdFlex>();
+}
+
+#[test]
+fn batch_norm_matches_f64_reference_on_ndarray() {
+    bn_all::<AdNd>();
+}
+
+/// The Jacobian reference of the batch-norm gradients against central differences of the
+/// f64 forward.
+#[test]
+#[allow(clippy::needless_range_loop)]
+fn batch_norm_reference_gradients_match_finite_differences() {
+    let (n, c, eps) = (3, 2, 1e-5);
+    let x = values(n * c * 4, 51);
+    let gamma: Vec<f64> = values(c, 52).iter().map(|v| 1.0 + v).collect();
+    let beta = values(c, 53);
+    let r = values(x.len(), 54);
+    let loss = |x: &[f64], g: &[f64], b: &[f64]| -> f64 {
+        bn_ref(x, g, b, n, c, eps)
+            .0
+            .iter()
+            .zip(&r)
+            .map(|(y, r)| y * r)
+            .sum()
+    };
+    let (dx, dgamma, dbeta) = bn_ref_grads(&x, &gamma, &r, n, c, eps);
+    let h = 1e-6;
+    let fd = |v: &[f64], i: usize, f: &dyn Fn(&[f64]) -> f64| {
+        let (mut a, mut b) = (v.to_vec(), v.to_vec());
+        a[i] += h;
+        b[i] -= h;
+        (f(&a) - f(&b)) / (2.0 * h)
+    };
+    for i in 0..x.len() {
+        let g = fd(&x, i, &|v| loss(v, &gamma, &beta));
+        assert!((g - dx[i]).abs() < 1e-6, "dx[{i}] {g} vs {}", dx[i]);
+    }
+    for i in 0..c {
+        let g = fd(&gamma, i, &|v| loss(&x, v, &beta));
+        assert!(
+            (g - dgamma[i]).abs() < 1e-6,
+            "dgamma[{i}] {g} vs {}",
+            dgamma[i]
+        );
+        let g = fd(&beta, i, &|v| loss(&x, &gamma, v));
+        assert!(
+            (g - dbeta[i]).abs() < 1e-6,
+            "dbeta[{i}] {g} vs {}",
+            dbeta[i]
+        );
+    }
 }

@@ -640,7 +640,8 @@ fn visage_train<B: AutodiffBackend>(
             losses.push(loss_value);
         }
     }
-    let cpu_per_wall = (cpu_seconds() - cpu0) / wall0.elapsed().as_secs_f64();
+    let cpu_timed = cpu_seconds() - cpu0;
+    let cpu_per_wall = cpu_timed / wall0.elapsed().as_secs_f64();
     let parameters = model.backbone.num_params() + model.head.num_params();
     let med = median(&times);
     let flops = train_step_flops(config, row.classes);
@@ -652,6 +653,9 @@ fn visage_train<B: AutodiffBackend>(
         "median_step_s": med,
         "mean_step_s": times.iter().sum::<f64>() / times.len().max(1) as f64,
         "cpu_per_wall": cpu_per_wall,
+        // CPU seconds (user + system, all threads) per timed step: on a shared machine the
+        // figure that A/B comparisons of builds can trust (wall time follows the load).
+        "cpu_step_s": cpu_timed / times.len().max(1) as f64,
         "first_loss": losses.first(),
         "last_loss": losses.last(),
         // Burn's num_params: parameters plus BatchNorm running statistics (the peer reports
@@ -1078,10 +1082,11 @@ fn main() {
         );
         let visage = visage_train::<B>(&row, &config, bare, device.clone());
         eprintln!(
-            "[{}] visage {} (CPU time / wall time {:.2})",
+            "[{}] visage {} (CPU time / wall time {:.2}, CPU s/step {:.3})",
             row.id,
             fmt_value(visage["value"].as_f64(), "images/s"),
-            visage["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
+            visage["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
+            visage["cpu_step_s"].as_f64().unwrap_or(f64::NAN)
         );
         // tch's bare ratio is also against flex's 1024^3 matmul (one baseline per row).
         let tch = on_tch!(Value; visage_train(&row, &config, bare));
@@ -1126,10 +1131,11 @@ fn main() {
             eprintln!("[{}] initialisation, visage vs peer: {check}", row.id);
             visage["init_check"] = check;
             eprintln!(
-                "[{}] peer {} (CPU time / wall time {:.2})",
+                "[{}] peer {} (CPU time / wall time {:.2}, CPU s/step {:.3})",
                 row.id,
                 fmt_value(p["value"].as_f64(), "images/s"),
-                p["cpu_per_wall"].as_f64().unwrap_or(f64::NAN)
+                p["cpu_per_wall"].as_f64().unwrap_or(f64::NAN),
+                p["cpu_step_s"].as_f64().unwrap_or(f64::NAN)
             );
         }
         visage["config_toml"] = json!(row.toml);

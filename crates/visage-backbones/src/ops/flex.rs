@@ -1,4 +1,5 @@
-//! The `Autodiff<Flex>` kernels of [`super::conv2d`] and [`super::prelu`] (f32, contiguous
+//! The `Autodiff<Flex>` kernels of [`super::conv2d`], [`super::prelu`] and
+//! [`super::batch_norm`] (f32, contiguous
 //! row-major buffers, rayon over the batch).
 
 use std::any::TypeId;
@@ -9,9 +10,10 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::{Autodiff, Flex};
+use burn::module::RunningState;
 use burn::nn::conv::Conv2d;
-use burn::nn::{PRelu, PaddingConfig2d};
-use burn::tensor::backend::Backend;
+use burn::nn::{BatchNorm, PRelu, PaddingConfig2d};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{ConvOptions, ModuleOps};
 use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
@@ -211,14 +213,34 @@ fn sgemm(
     }
 }
 
-/// Per-task accumulators and buffers of the conv backward.
+/// Per-task accumulators of the conv backward.
 struct ConvAcc {
     dw: Vec<f32>,
     db: Vec<f64>,
-    /// `[k, bs * p]`: the block's im2col, then its column gradients.
-    col: Vec<f32>,
-    /// `[cout, bs * p]`: the block's output gradients, images side by side.
-    gcat: Vec<f32>,
+}
+
+thread_local! {
+    /// Scratch of the conv forward and backward, kept per thread between calls (so each
+    /// rayon thread holds up to `k * bs * p` + `cout * bs * p` floats, 29 MB at IResNet's
+    /// 112x112 stage): `[k, bs * p]` (the block's im2col, then in the backward its column
+    /// gradients) and `[cout, bs * p]` (the block's outputs or output gradients, images side
+    /// by side). Buffers of tens of MB allocated afresh at every call
+    /// cost more in page faults than the GEMMs that fill them at IResNet's first stage.
+    static CONV_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's conv scratch grown to at least `col` and `gcat` elements.
+fn with_conv_scratch<R>(col: usize, gcat: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    CONV_SCRATCH.with_borrow_mut(|(c, g)| {
+        if c.len() < col {
+            *c = vec![0.0; col];
+        }
+        if g.len() < gcat {
+            *g = vec![0.0; gcat];
+        }
+        f(&mut c[..col], &mut g[..gcat])
+    })
 }
 
 /// Output positions per GEMM: images are taken in blocks of `bs` so that the GEMMs of
@@ -258,79 +280,64 @@ pub(crate) fn conv2d_backward_f32(
         } else {
             Vec::new()
         },
-        col: if need_w || need_x {
-            vec![0.0; k * bs * p]
-        } else {
-            Vec::new()
-        },
-        gcat: vec![0.0; gm.cout * bs * p],
     };
     let one = |mut acc: ConvAcc, blk: usize, dx: Option<&mut [f32]>| -> ConvAcc {
         let b0 = blk * bs;
         let nb = bs.min(gm.n - b0);
         let cols = nb * p;
-        // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
-        for j in 0..nb {
-            let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
-            for o in 0..gm.cout {
-                acc.gcat[o * cols + j * p..o * cols + (j + 1) * p]
-                    .copy_from_slice(&gb[o * p..(o + 1) * p]);
+        let col_len = if need_w || dx.is_some() { k * cols } else { 0 };
+        // One image: its output gradients are G as they are; several: copied side by side.
+        let gcat_len = if nb == 1 { 0 } else { gm.cout * cols };
+        with_conv_scratch(col_len, gcat_len, |col, gbuf| {
+            // G: [cout, nb * p], image j in columns j * p..(j + 1) * p.
+            for j in 0..if nb == 1 { 0 } else { nb } {
+                let gb = &g[(b0 + j) * g_img..(b0 + j + 1) * g_img];
+                for o in 0..gm.cout {
+                    gbuf[o * cols + j * p..o * cols + (j + 1) * p]
+                        .copy_from_slice(&gb[o * p..(o + 1) * p]);
+                }
             }
-        }
-        let gcat = &acc.gcat[..gm.cout * cols];
-        if need_w {
-            for j in 0..nb {
-                let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
-                im2col(&gm, xb, &mut acc.col, cols, j * p);
-            }
-            // dW (cout x k) += G (cout x cols) * X^T (cols x k)
-            sgemm(
-                gm.cout,
-                k,
-                cols,
-                &mut acc.dw,
-                true,
-                gcat,
-                1,
-                cols,
-                &acc.col,
-                cols,
-                1,
-            );
-        }
-        if let Some(dx) = dx {
-            // dX (k x cols) = W^T (k x cout) * G (cout x cols)
-            sgemm(
-                k,
-                cols,
-                gm.cout,
-                &mut acc.col,
-                false,
-                w,
-                k,
-                1,
-                gcat,
-                1,
-                cols,
-            );
-            for j in 0..nb {
-                col2im_add(
-                    &gm,
-                    &acc.col,
+            let gcat: &[f32] = if nb == 1 {
+                &g[b0 * g_img..(b0 + 1) * g_img]
+            } else {
+                gbuf
+            };
+            if need_w {
+                for j in 0..nb {
+                    let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                    im2col(&gm, xb, col, cols, j * p);
+                }
+                // dW (cout x k) += G (cout x cols) * X^T (cols x k)
+                sgemm(
+                    gm.cout,
+                    k,
                     cols,
-                    j * p,
-                    &mut dx[j * x_img..(j + 1) * x_img],
+                    &mut acc.dw,
+                    true,
+                    gcat,
+                    1,
+                    cols,
+                    col,
+                    cols,
+                    1,
                 );
             }
-        }
-        if need_b {
-            for (o, d) in acc.db.iter_mut().enumerate() {
-                *d += gcat[o * cols..(o + 1) * cols]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>();
+            if let Some(dx) = dx {
+                // dX (k x cols) = W^T (k x cout) * G (cout x cols)
+                sgemm(k, cols, gm.cout, col, false, w, k, 1, gcat, 1, cols);
+                for j in 0..nb {
+                    col2im_add(&gm, col, cols, j * p, &mut dx[j * x_img..(j + 1) * x_img]);
+                }
             }
-        }
+            if need_b {
+                for (o, d) in acc.db.iter_mut().enumerate() {
+                    *d += gcat[o * cols..(o + 1) * cols]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .sum::<f64>();
+                }
+            }
+        });
         acc
     };
     let merge = |mut a: ConvAcc, b: ConvAcc| {
@@ -367,6 +374,85 @@ pub(crate) fn conv2d_backward_f32(
         need_w.then_some(acc.dw),
         need_b.then(|| acc.db.iter().map(|&v| v as f32).collect()),
     )
+}
+
+/// The conv forward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
+/// `bias` `[cout]`; returns `y` `[n, cout, ho, wo]`.
+///
+/// Blocks of `bs` images spread over rayon's threads, as the backward; per block, with `X`
+/// its im2col `[k, bs * p]`: `Y = W X` (one GEMM whose inner dimension is `k`, whose width
+/// is the block's output positions), written in place for one image, else scattered.
+pub(crate) fn conv2d_forward_f32(
+    geom: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let gm = *geom;
+    let (k, p) = (gm.k(), gm.p());
+    let x_img = gm.cin * gm.h * gm.w;
+    let y_img = gm.cout * p;
+    let mut y = vec![0.0f32; gm.n * y_img];
+    if y_img == 0 {
+        return y;
+    }
+    let bs = CONV_BLOCK_COLUMNS
+        .div_ceil(p.max(1))
+        .clamp(1, per_task(gm.n));
+    y.par_chunks_mut(bs * y_img)
+        .enumerate()
+        .for_each(|(blk, yb)| {
+            let b0 = blk * bs;
+            let nb = yb.len() / y_img;
+            let cols = nb * p;
+            let buf_len = if nb == 1 { 0 } else { gm.cout * cols };
+            with_conv_scratch(k * cols, buf_len, |col, buf| {
+                for j in 0..nb {
+                    let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
+                    im2col(&gm, xb, col, cols, j * p);
+                }
+                // Y (cout x cols) = W (cout x k) * X (k x cols)
+                if nb == 1 {
+                    sgemm(gm.cout, cols, k, yb, false, w, 1, k, col, 1, cols);
+                } else {
+                    sgemm(gm.cout, cols, k, buf, false, w, 1, k, col, 1, cols);
+                    for j in 0..nb {
+                        for o in 0..gm.cout {
+                            yb[j * y_img + o * p..j * y_img + (o + 1) * p]
+                                .copy_from_slice(&buf[o * cols + j * p..o * cols + (j + 1) * p]);
+                        }
+                    }
+                }
+            });
+            if let Some(bias) = bias {
+                for img in yb.chunks_mut(y_img) {
+                    for (o, plane) in img.chunks_mut(p).enumerate() {
+                        for v in plane {
+                            *v += bias[o];
+                        }
+                    }
+                }
+            }
+        });
+    y
+}
+
+/// [`conv2d_forward_f32`] on flex tensors (made contiguous first).
+fn conv2d_forward_flex(
+    geom: &ConvGeom,
+    x: &FlexTensor,
+    w: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let (x, w) = (x.to_contiguous(), w.to_contiguous());
+    let bias = bias.map(|b| b.to_contiguous());
+    let y = conv2d_forward_f32(
+        geom,
+        x.storage::<f32>(),
+        w.storage::<f32>(),
+        bias.as_ref().map(|b| b.storage::<f32>()),
+    );
+    flex_f32(y, &[geom.n, geom.cout, geom.ho, geom.wo])
 }
 
 #[derive(Debug)]
@@ -470,6 +556,11 @@ pub(super) fn conv2d<B: Backend>(
         wo: (w + 2 * pw - kw) / sw + 1,
     };
     let options = ConvOptions::new([sh, sw], [ph, pw], [1, 1], 1);
+    let own_forward = super::enabled("convfwd");
+    let forward = |x: FlexTensor, w: FlexTensor, b: Option<FlexTensor>| match own_forward {
+        true => conv2d_forward_flex(&geom, &x, &w, b.as_ref()),
+        false => Flex::conv2d(x, w, b, options.clone()),
+    };
     let x = to_prim(x);
     let weight = to_prim(weight);
     let out = match conv.bias.as_ref().map(|b| to_prim(b.val())) {
@@ -483,15 +574,12 @@ pub(super) fn conv2d<B: Backend>(
                 let ws = prep.checkpoint(&weight);
                 prep.finish(
                     (xs, ws, geom),
-                    Flex::conv2d(x.primitive, weight.primitive, Some(bias.primitive), options),
+                    forward(x.primitive, weight.primitive, Some(bias.primitive)),
                 )
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
-                x.primitive,
-                weight.primitive,
-                Some(bias.primitive),
-                options,
-            )),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(forward(x.primitive, weight.primitive, Some(bias.primitive)))
+            }
         },
         None => match ConvNoBias
             .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
@@ -501,14 +589,9 @@ pub(super) fn conv2d<B: Backend>(
             OpsKind::Tracked(mut prep) => {
                 let xs = prep.checkpoint(&x);
                 let ws = prep.checkpoint(&weight);
-                prep.finish(
-                    (xs, ws, geom),
-                    Flex::conv2d(x.primitive, weight.primitive, None, options),
-                )
+                prep.finish((xs, ws, geom), forward(x.primitive, weight.primitive, None))
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::conv2d(x.primitive, weight.primitive, None, options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive, weight.primitive, None)),
         },
     };
     Ok(from_prim(out))
@@ -678,6 +761,299 @@ pub(super) fn prelu<B: Backend, const D: usize>(
             let y = run(&x.primitive, &alpha.primitive);
             prep.finish(y)
         }
+    };
+    Ok(from_prim(out))
+}
+
+// ---------------------------------------------------------------------------------------
+// BatchNorm, training mode
+// ---------------------------------------------------------------------------------------
+
+/// Sum of `f(v)` over `v` in f64, with eight independent accumulators (so that the loop
+/// vectorises: one chain of f64 additions would be latency bound).
+#[inline]
+fn sum8(v: &[f32], f: impl Fn(f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let tail = chunks.remainder();
+    for ch in chunks {
+        for (a, &x) in acc.iter_mut().zip(ch) {
+            *a += f(x);
+        }
+    }
+    let mut s = tail.iter().map(|&x| f(x)).sum::<f64>();
+    for a in acc {
+        s += a;
+    }
+    s
+}
+
+/// Channels handed to one rayon task so that a task covers at least about 16k elements.
+fn channels_per_task(per_channel: usize) -> usize {
+    16_384usize.div_ceil(per_channel.max(1))
+}
+
+/// Per-channel mean and biased variance of `x` seen as `[n, c, inner]`, in f64 (two
+/// passes: the variance sums squared deviations from the mean).
+pub(crate) fn bn_stats_f32(x: &[f32], n: usize, c: usize) -> (Vec<f64>, Vec<f64>) {
+    let inner = x.len() / (n * c);
+    let m = (n * inner) as f64;
+    (0..c)
+        .into_par_iter()
+        .with_min_len(channels_per_task(n * inner))
+        .map(|ch| {
+            let plane = |b: usize| &x[(b * c + ch) * inner..(b * c + ch + 1) * inner];
+            let mean = (0..n).map(|b| sum8(plane(b), |v| v as f64)).sum::<f64>() / m;
+            let var = (0..n)
+                .map(|b| {
+                    sum8(plane(b), |v| {
+                        let d = v as f64 - mean;
+                        d * d
+                    })
+                })
+                .sum::<f64>()
+                / m;
+            (mean, var)
+        })
+        .unzip()
+}
+
+/// The training-mode batch-norm output of `x` seen as `[n, c, inner]`:
+/// `y = (x - mean_c) gamma_c rstd_c + beta_c`, planes spread over rayon's threads.
+pub(crate) fn bn_forward_f32(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    mean: &[f64],
+    rstd: &[f64],
+    gamma: &[f32],
+    beta: &[f32],
+) -> Vec<f32> {
+    let inner = x.len() / (n * c);
+    let scale: Vec<f32> = (0..c)
+        .map(|ch| (gamma[ch] as f64 * rstd[ch]) as f32)
+        .collect();
+    let shift: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(inner)
+        .zip(x.par_chunks(inner))
+        .enumerate()
+        .with_min_len(channels_per_task(inner))
+        .for_each(|(p, (yp, xp))| {
+            let ch = p % c;
+            let (m, a, b) = (shift[ch], scale[ch], beta[ch]);
+            for (yv, &xv) in yp.iter_mut().zip(xp) {
+                *yv = (xv - m) * a + b;
+            }
+        });
+    y
+}
+
+/// The training-mode batch-norm backward for `x` and output gradient `g` seen as
+/// `[n, c, inner]`, with `M = n inner`, `xhat = (x - mean) rstd`:
+/// `dbeta_c = sum g`, `dgamma_c = sum g xhat`,
+/// `dx = gamma rstd (g - dbeta_c / M - xhat dgamma_c / M)`
+/// (the gradient through the batch mean and variance included). Returns `dx`, `dgamma`,
+/// `dbeta`, each when asked.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn bn_backward_f32(
+    x: &[f32],
+    g: &[f32],
+    n: usize,
+    c: usize,
+    mean: &[f64],
+    rstd: &[f64],
+    gamma: &[f32],
+    need: [bool; 3],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let [need_x, need_gamma, need_beta] = need;
+    let inner = x.len() / (n * c);
+    let m = (n * inner) as f64;
+    // Per channel: sum g and sum g (x - mean).
+    let (sg, sgd): (Vec<f64>, Vec<f64>) = (0..c)
+        .into_par_iter()
+        .with_min_len(channels_per_task(n * inner))
+        .map(|ch| {
+            let mu = mean[ch];
+            let (mut s1, mut s2) = (0.0f64, 0.0f64);
+            for b in 0..n {
+                let r = (b * c + ch) * inner..(b * c + ch + 1) * inner;
+                let (xp, gp) = (&x[r.clone()], &g[r]);
+                s1 += sum8(gp, |v| v as f64);
+                let mut acc = [0.0f64; 8];
+                let xc = xp.chunks_exact(8);
+                let gc = gp.chunks_exact(8);
+                let (xt, gt) = (xc.remainder(), gc.remainder());
+                for (xs, gs) in xc.zip(gc) {
+                    for i in 0..8 {
+                        acc[i] += gs[i] as f64 * (xs[i] as f64 - mu);
+                    }
+                }
+                s2 += acc.iter().sum::<f64>()
+                    + xt.iter()
+                        .zip(gt)
+                        .map(|(&xv, &gv)| gv as f64 * (xv as f64 - mu))
+                        .sum::<f64>();
+            }
+            (s1, s2)
+        })
+        .unzip();
+    let dx = need_x.then(|| {
+        // dx = a (g - mean(g)) + d (x - mean), a = gamma rstd, d = -a rstd mean(g xhat);
+        // the differences in f32 first, so that they cancel exactly where they should.
+        let coef: Vec<[f32; 4]> = (0..c)
+            .map(|ch| {
+                let a = gamma[ch] as f64 * rstd[ch];
+                let d = -a * rstd[ch] * rstd[ch] * sgd[ch] / m;
+                [a as f32, d as f32, (sg[ch] / m) as f32, mean[ch] as f32]
+            })
+            .collect();
+        let mut dx = vec![0.0f32; x.len()];
+        dx.par_chunks_mut(inner)
+            .zip(x.par_chunks(inner).zip(g.par_chunks(inner)))
+            .enumerate()
+            .with_min_len(channels_per_task(inner))
+            .for_each(|(p, (dp, (xp, gp)))| {
+                let [a, d, mg, mu] = coef[p % c];
+                for ((dv, &xv), &gv) in dp.iter_mut().zip(xp).zip(gp) {
+                    *dv = a * (gv - mg) + d * (xv - mu);
+                }
+            });
+        dx
+    });
+    let dgamma = need_gamma.then(|| {
+        (0..c)
+            .map(|ch| (sgd[ch] * rstd[ch]) as f32)
+            .collect::<Vec<_>>()
+    });
+    let dbeta = need_beta.then(|| sg.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    (dx, dgamma, dbeta)
+}
+
+#[derive(Debug)]
+struct BatchNormOp;
+
+/// What the batch-norm backward needs: the checkpointed input, the batch statistics and
+/// the scale the forward used.
+#[derive(Clone, Debug)]
+struct BnState {
+    x: NodeId,
+    n: usize,
+    c: usize,
+    mean: Vec<f64>,
+    rstd: Vec<f64>,
+    gamma: Vec<f32>,
+}
+
+impl Backward<Flex, 3> for BatchNormOp {
+    type State = BnState;
+    fn backward(self, ops: Ops<BnState, 3>, grads: &mut Gradients, ck: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let st = ops.state;
+        let x = ck.retrieve_node_output::<FlexTensor>(st.x).to_contiguous();
+        let shape = x.layout().shape().clone();
+        let (dx, dgamma, dbeta) = bn_backward_f32(
+            x.storage::<f32>(),
+            grad.storage::<f32>(),
+            st.n,
+            st.c,
+            &st.mean,
+            &st.rstd,
+            &st.gamma,
+            [node_x.is_some(), node_gamma.is_some(), node_beta.is_some()],
+        );
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, shape)));
+        }
+        if let (Some(node), Some(dg)) = (node_gamma, dgamma) {
+            grads.register::<Flex>(node.id, flex_f32(dg, &[st.c]));
+        }
+        if let (Some(node), Some(db)) = (node_beta, dbeta) {
+            grads.register::<Flex>(node.id, flex_f32(db, &[st.c]));
+        }
+    }
+}
+
+/// The f32 values of a (rank-1) `Autodiff<Flex>` tensor.
+fn values_f32<B: Backend>(t: Tensor<B, 1>) -> Vec<f32> {
+    to_prim(t)
+        .primitive
+        .to_contiguous()
+        .storage::<f32>()
+        .to_vec()
+}
+
+/// `running <- (1 - momentum) running + momentum stat`, as Burn's `BatchNorm` updates its
+/// running statistics (here in f64, rounded once).
+fn update_running<B: Backend>(state: &RunningState<Tensor<B, 1>>, stat: &[f64], momentum: f64) {
+    let old = values_f32(state.value_sync());
+    let new: Vec<f32> = old
+        .iter()
+        .zip(stat)
+        .map(|(&r, &s)| ((1.0 - momentum) * r as f64 + momentum * s) as f32)
+        .collect();
+    let len = new.len();
+    state.update(from_prim(<Ad as AutodiffBackend>::from_inner(flex_f32(
+        new,
+        &[len],
+    ))));
+}
+
+/// Batch norm in training mode on `Autodiff<Flex>` (rank >= 2, channel dimension 1), or `x`
+/// back when `B` is another backend or the input is outside what the kernel covers.
+pub(super) fn batch_norm<B: Backend, const D: usize>(
+    bn: &BatchNorm<B>,
+    x: Tensor<B, D>,
+) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if !is_ad_flex::<B>() || D < 2 {
+        return Err(x);
+    }
+    let dims = x.dims();
+    let (n, c) = (dims[0], dims[1]);
+    let gamma = bn.gamma.val();
+    let beta = bn.beta.val();
+    let running_ok = bn.running_mean.value().dims() == [c] && bn.running_var.value().dims() == [c];
+    if x.dtype() != DType::F32
+        || gamma.dtype() != DType::F32
+        || beta.dtype() != DType::F32
+        || gamma.dims() != [c]
+        || beta.dims() != [c]
+        || !running_ok
+        || dims.iter().product::<usize>() == 0
+    {
+        return Err(x); // Burn's op reports the error, or handles the empty tensor
+    }
+    let x = to_prim(x);
+    let gamma = to_prim(gamma);
+    let beta = to_prim(beta);
+    let xc = x.primitive.to_contiguous();
+    let gv = gamma.primitive.to_contiguous().storage::<f32>().to_vec();
+    let bv = beta.primitive.to_contiguous().storage::<f32>().to_vec();
+    let (mean, var) = bn_stats_f32(xc.storage::<f32>(), n, c);
+    let rstd: Vec<f64> = var.iter().map(|&v| 1.0 / (v + bn.epsilon).sqrt()).collect();
+    let y = bn_forward_f32(xc.storage::<f32>(), n, c, &mean, &rstd, &gv, &bv);
+    let y = FlexTensor::from_data(TensorData::new(y, xc.layout().shape().clone()));
+    update_running(&bn.running_mean, &mean, bn.momentum);
+    update_running(&bn.running_var, &var, bn.momentum);
+    let out = match BatchNormOp
+        .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let xs = prep.checkpoint(&x);
+            let state = BnState {
+                x: xs,
+                n,
+                c,
+                mean,
+                rstd,
+                gamma: gv,
+            };
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Ok(from_prim(out))
 }

@@ -7,19 +7,30 @@
 //! it runs Burn's own composite ops, so the function computed is the same everywhere and
 //! only the summation order of the gradients differs.
 //!
-//! - [`conv2d`]: `Conv2d::forward`; the backward (input, weight and bias gradients) is one
+//! - [`conv2d`]: `Conv2d::forward`; the forward is im2col + one GEMM per block of images,
+//!   blocks spread over the threads (burn-flex's tiled forward runs narrow GEMM tiles on
+//!   the small maps of sphere nets); the backward (input, weight and bias gradients) is one
 //!   batch-parallel pass: per image, im2col + one GEMM for the weight gradient, one GEMM +
 //!   col2im for the input gradient, a row sum for the bias (Burn's default runs the input
 //!   gradient as a serial per-image conv_transpose and the weight gradient as a conv over
 //!   permuted copies).
 //! - [`prelu`]: `PRelu::forward`; forward and backward in one pass each
 //!   (`dx = g` where `x >= 0`, `alpha g` where `x < 0`; `dalpha_c = sum of g x` where `x < 0`).
+//! - [`batch_norm`]: `BatchNorm::forward` in training mode (batch statistics, running
+//!   statistics updated with Burn's rule and biased variance); the forward computes the
+//!   per-channel mean and variance in f64 (two passes) and writes `(x - mean) gamma / std +
+//!   beta` in one pass; the backward is the closed form of the batch-statistics gradient,
+//!   `dx = gamma / std (g - mean(g) - xhat mean(g xhat))`, `dgamma = sum g xhat`,
+//!   `dbeta = sum g` (Burn's composite runs a dozen broadcasting element-wise ops and their
+//!   backwards, most of them through strided iteration).
 //!
-//! `VISAGE_FAST_CPU=off` (or `conv`, `prelu`: only that op) switches the kernels off at run
+//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`: only those ops;
+//! `convfwd` is the conv's own batch-parallel im2col + GEMM forward inside `conv`, else
+//! burn-flex's forward) switches the kernels off at run
 //! time, for A/B measurements.
 
 use burn::nn::conv::Conv2d;
-use burn::nn::PRelu;
+use burn::nn::{BatchNorm, PRelu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -28,7 +39,7 @@ mod flex;
 
 /// Which fast kernels are on (`VISAGE_FAST_CPU`, read once).
 #[cfg(feature = "fast-cpu")]
-fn enabled(op: &str) -> bool {
+pub(crate) fn enabled(op: &str) -> bool {
     use std::sync::OnceLock;
     static SWITCH: OnceLock<String> = OnceLock::new();
     let s = SWITCH.get_or_init(|| {
@@ -82,4 +93,19 @@ pub fn prelu<B: Backend, const D: usize>(prelu: &PRelu<B>, x: Tensor<B, D>) -> T
         false => x,
     };
     prelu.forward(x)
+}
+
+/// `bn.forward(x)` (channel dimension 1, rank >= 2), with a fused forward and closed-form
+/// backward on `Autodiff<Flex>` (training mode: batch statistics, running statistics
+/// updated as Burn does).
+pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    #[cfg(feature = "fast-cpu")]
+    let x = match enabled("bn") {
+        true => match flex::batch_norm(bn, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        false => x,
+    };
+    bn.forward(x)
 }
