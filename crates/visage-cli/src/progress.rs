@@ -12,7 +12,7 @@ impl Progress for Bar {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
             indicatif::ProgressStyle::with_template(&format!(
-                "{stage} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
+                "{stage} {{bar:40}} {{pos}}/{{len}} {{msg}} [{{elapsed_precise}}<{{eta_precise}}]"
             ))
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -21,6 +21,11 @@ impl Progress for Bar {
     fn advance(&mut self, steps: u64) {
         if let Some(bar) = &self.0 {
             bar.inc(steps);
+        }
+    }
+    fn message(&mut self, text: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(text.to_owned());
         }
     }
     fn finish(&mut self) {

@@ -26,7 +26,7 @@ pub use fs::{
     write_atomic_by_path, write_atomic_with, ByPathError,
 };
 pub use npy::{ElementType, RawArray};
-pub use progress::{NoProgress, Progress};
+pub use progress::{NoProgress, Progress, SharedProgress};
 #[cfg(feature = "burn")]
 pub use readback::{read_back, read_back_scalar, ReadBackError};
 pub use safetensors::{encode_tensors, write_tensors, HostTensor, ShapeSpec, TensorFile};

@@ -2,16 +2,15 @@
 //! head (+ auxiliary losses) -> optimiser, with per-step schedules, global gradient clipping,
 //! held-out verification, checkpoints and exact resume.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use visage_io::Progress;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use visage_backbones::Backbone;
 use visage_data::loader::load_augmented;
@@ -63,6 +62,10 @@ pub struct TrainOptions {
     /// [`save_model`]) instead of the seeded random initialisation: the same initial weights
     /// on every backend (`visage parity`), or fine-tuning. Ignored with `resume`.
     pub initial_model: Option<PathBuf>,
+    /// Where the loop reports its steps (stage `"train"`, one step per optimiser step, a
+    /// status line at every `log_every`): the `visage` command draws a bar with it. Without
+    /// one (and without `quiet`) the status lines go to stderr as `step i/n  loss ...`.
+    pub progress: Option<visage_io::SharedProgress>,
 }
 
 /// What a run produced.
@@ -503,22 +506,15 @@ pub fn train<B: AutodiffBackend>(
     };
 
     // The loop.
-    let progress = if options.quiet || !std::io::stderr().is_terminal() {
-        None
-    } else {
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar.set_position(state.step);
-        Some(bar)
-    };
+    let mut progress = options.progress.clone();
+    if let Some(p) = progress.as_mut() {
+        p.start("train", total);
+        p.advance(state.step);
+    }
     let mut losses = Vec::new();
     let started = Instant::now();
     let start_step = state.step;
+    let mut reported = state.step;
     let seconds_before = state.train_seconds;
     let mut cached_plan: Option<(u64, Vec<Vec<usize>>)> = None;
     let mut interrupted = false;
@@ -612,10 +608,11 @@ pub fn train<B: AutodiffBackend>(
                 "images_per_s": ips, "elapsed_s": secs, "adacos_scale": state.head_state.adacos_scale}),
             )?;
             let line = format!("loss {loss_value:.4}  lr {lr:.4}  {ips:.1} img/s");
-            match &progress {
-                Some(bar) => {
-                    bar.set_position(done);
-                    bar.set_message(line);
+            match progress.as_mut() {
+                Some(p) => {
+                    p.advance(done - reported);
+                    p.message(&line);
+                    reported = done;
                 }
                 None => say(format!("step {done}/{total}  {line}")),
             }
@@ -645,8 +642,8 @@ pub fn train<B: AutodiffBackend>(
             break;
         }
     }
-    if let Some(bar) = &progress {
-        bar.finish_and_clear();
+    if let Some(p) = progress.as_mut() {
+        p.finish();
     }
     let train_seconds = started.elapsed().as_secs_f64();
     let images_per_second =

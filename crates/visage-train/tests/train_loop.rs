@@ -763,3 +763,70 @@ fn a_class_count_too_large_for_memory_is_refused_before_the_head_is_built() {
         .to_string();
     assert!(err.contains("16777216 classes x 512"), "{err}");
 }
+
+/// What a `Progress` receiver saw, in order.
+#[derive(Default)]
+struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl visage_io::Progress for Recorded {
+    fn start(&mut self, stage: &str, total: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {stage} {total}"));
+    }
+    fn advance(&mut self, steps: u64) {
+        self.0.lock().unwrap().push(format!("advance {steps}"));
+    }
+    fn message(&mut self, text: &str) {
+        assert!(text.starts_with("loss "), "{text}");
+        self.0.lock().unwrap().push("message".into());
+    }
+    fn finish(&mut self) {
+        self.0.lock().unwrap().push("finish".into());
+    }
+}
+
+/// The loop reports through `TrainOptions::progress` (the binary draws the bar): a stage of
+/// `steps` steps, advanced at every `log_every` (here 2 of 5 steps: 2, 2, then the last 1),
+/// and finished; a resume starts the stage at the resumed step.
+#[test]
+fn the_loop_reports_progress_to_the_caller() {
+    let mut config = config("kind = \"softmax\"", "steps = 5");
+    config.train.log_every = 2;
+    config.train.checkpoint_every = 2;
+    let dir = tmp("progress");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = |stop: Option<u64>, resume: bool| TrainOptions {
+        stop_after: stop,
+        resume,
+        progress: Some(visage_io::SharedProgress::new(Recorded(seen.clone()))),
+        ..TrainOptions::default()
+    };
+    run(&config, &dir, options(Some(2), false)).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "start train 5",
+            "advance 0",
+            "advance 2",
+            "message",
+            "finish"
+        ]
+    );
+    seen.lock().unwrap().clear();
+    run(&config, &dir, options(None, true)).unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "start train 5",
+            "advance 2",
+            "advance 2",
+            "message",
+            "advance 1",
+            "message",
+            "finish"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //! `visage train --resume RUN_DIR [--backend B]` continues it from its last checkpoint (the
 //! run's own `config.toml`), so that the loss sequence equals the uninterrupted run's.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
@@ -94,6 +95,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_after: args.stop_after,
         quiet: args.quiet,
         initial_model: args.init_from.clone(),
+        // The bar on a terminal; plain `step i/n` lines on stderr otherwise.
+        progress: (!args.quiet && std::io::stderr().is_terminal())
+            .then(|| visage_io::SharedProgress::new(crate::progress::Bar::default())),
     };
     let devices = args
         .devices
