@@ -600,25 +600,37 @@ fn exchange_status<B: AutodiffBackend>(
 ) -> Result<Vec<usize>, DistributedError> {
     let mut flags = vec![0.0f32; world];
     flags[rank] = if failed { 1.0 } else { 0.0 };
-    let dtype = <B::FloatElem as Element>::dtype();
-    let t = Tensor::<B::InnerBackend, 1>::from_data(
-        TensorData::new(flags, [world]).convert_dtype(dtype),
-        (device, dtype),
-    );
-    let all =
-        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
-            .map_err(Fail { rank }.collective("all_reduce"))?;
-    let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap_or_default();
+    let all = all_reduce_sum_on_host::<B>(rank, peer, flags, device)?;
     Ok(all
         .iter()
         .enumerate()
         .filter(|(_, &f)| f != 0.0)
         .map(|(r, _)| r)
         .collect())
+}
+
+/// The element-wise sum over the workers of a small host buffer of the same length on every
+/// worker (an all-reduce on the device), read back to the host.
+fn all_reduce_sum_on_host<B: AutodiffBackend>(
+    rank: usize,
+    peer: PeerId,
+    values: Vec<f32>,
+    device: &B::Device,
+) -> Result<Vec<f32>, DistributedError> {
+    let len = values.len();
+    let dtype = <B::FloatElem as Element>::dtype();
+    let t = Tensor::<B::InnerBackend, 1>::from_data(
+        TensorData::new(values, [len]).convert_dtype(dtype),
+        (device, dtype),
+    );
+    let all =
+        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
+            .map_err(Fail { rank }.collective("all_reduce"))?;
+    let (sum, _) = visage_io::read_back::<f32, B::InnerBackend, 1>(Tensor::from_primitive(
+        TensorPrimitive::Float(all),
+    ))
+    .map_err(|e| Fail { rank }.train(e))?;
+    Ok(sum)
 }
 
 fn check_finite(step: u64, value: f64) -> Result<(), TrainError> {
@@ -661,19 +673,7 @@ fn check_identical<B: AutodiffBackend>(
     let local = [fp.0[0] as f32, fp.0[1] as f32];
     let mut buffer = vec![0.0f32; world * 2];
     buffer[rank * 2..rank * 2 + 2].copy_from_slice(&local);
-    let dtype = <B::FloatElem as Element>::dtype();
-    let t = Tensor::<B::InnerBackend, 1>::from_data(
-        TensorData::new(buffer, [world * 2]).convert_dtype(dtype),
-        (device, dtype),
-    );
-    let all =
-        all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
-            .map_err(Fail { rank }.collective("all_reduce"))?;
-    let all: Vec<f32> = Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(all))
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .unwrap_or_default();
+    let all = all_reduce_sum_on_host::<B>(rank, peer, buffer, device)?;
     let pairs: Vec<[f64; 2]> = all.chunks(2).map(|c| [c[0] as f64, c[1] as f64]).collect();
     let min = pairs
         .iter()
