@@ -62,8 +62,9 @@ impl ClassifierConfig {
             std: CLASS_WEIGHT_INIT_STD,
         }
         .init([self.rows(), self.embedding_dim], device);
-        // the weights' dtype (the device's default, which Burn's initializer takes)
-        let dtype = weight.val().dtype();
+        // the weights' dtype (the device's default, which Burn's initializer takes), read
+        // without drawing them
+        let dtype = crate::ops::param_dtype(&weight);
         let bias = self
             .bias
             .then(|| Param::from_tensor(Tensor::zeros([self.classes], (device, dtype))));
@@ -116,7 +117,7 @@ impl ClassifierConfig {
             }
             (true, None) => Some(Param::from_tensor(Tensor::zeros(
                 [self.classes],
-                (&device, weight.val().dtype()),
+                (&device, crate::ops::param_dtype(&weight)),
             ))),
         };
         Ok(Classifier {

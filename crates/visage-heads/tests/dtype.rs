@@ -105,3 +105,42 @@ fn created_tensors_take_the_dtype_of_their_data() {
         "{got:?}"
     );
 }
+
+/// Building a head draws nothing: Burn's parameters are drawn on first use, in the order a
+/// model uses (or visits) them, so a head that read its weights while being built would draw
+/// them before the backbone's and change every seeded run's initial weights. The bias and the
+/// learned scale still come out in the device's default dtype.
+#[test]
+fn building_a_head_leaves_its_parameters_undrawn() {
+    let device = Default::default();
+    for config in [
+        HeadConfig::Softmax(SoftmaxConfig { bias: true }),
+        HeadConfig::NormFace(NormFaceConfig {
+            scale: Some(7.0),
+            learnable_scale: true,
+        }),
+    ] {
+        let head = config.init::<F32>(3, 2, &device).unwrap();
+        let classifier = head.classifier.as_ref().unwrap();
+        assert!(
+            !classifier.weight.is_initialized(),
+            "{}: class weights drawn while building the head",
+            config.name()
+        );
+        if let Some(bias) = &classifier.bias {
+            assert_eq!(bias.val().dtype(), DType::F32);
+            assert_eq!(
+                bias.val().into_data().to_vec::<f32>().unwrap(),
+                vec![0.0; 3]
+            );
+        }
+        if let Some(scale) = &head.scale {
+            assert_eq!(scale.val().dtype(), DType::F32);
+        }
+    }
+    let center = CenterLossConfig::new(3, 2).init::<F32>(&device).unwrap();
+    assert!(
+        !center.centers.is_initialized(),
+        "centres drawn while building"
+    );
+}

@@ -397,8 +397,8 @@ impl HeadConfig {
         // device's default one), else the backend's
         let dtype = classifier
             .as_ref()
-            .map(|c| c.weight.val().dtype())
-            .or_else(|| center.as_ref().map(|c| c.centers.val().dtype()))
+            .map(|c| crate::ops::param_dtype(&c.weight))
+            .or_else(|| center.as_ref().map(|c| crate::ops::param_dtype(&c.centers)))
             .unwrap_or_else(crate::ops::float_dtype::<B>);
         let scale = self.learned_scale().map(|s| {
             burn::module::Param::from_tensor(Tensor::from_data([s as f32], (device, dtype)))

@@ -11,7 +11,8 @@ pub use pairwise::{
 };
 pub use target::{gather_target, replace_target, target_mask};
 
-use burn::tensor::{backend::Backend, DType, Element};
+use burn::module::Param;
+use burn::tensor::{backend::Backend, get_device_settings, DType, Element, Tensor};
 
 /// The float dtype of backend `B` (`B::FloatElem`'s), for creating tensors. Burn 0.21's
 /// `Tensor::zeros/ones/from_data(.., &device)` take the dtype from a per-device registry that
@@ -19,6 +20,21 @@ use burn::tensor::{backend::Backend, DType, Element};
 /// device), so a tensor created without it can be f32 inside an f64 backend.
 pub fn float_dtype<B: Backend>() -> DType {
     <B::FloatElem as Element>::dtype()
+}
+
+/// The dtype of a parameter without initializing it: a lazy parameter (Burn's initializers
+/// draw on first use, and loading a record into a lazy parameter skips the draw) reports
+/// its device's default float dtype, the one its initializer will take. Reading `val()` here
+/// would draw the parameter early, and a model that then loads a record trains differently
+/// (the backends' parity check caught it).
+pub fn param_dtype<B: Backend, const D: usize>(param: &Param<Tensor<B, D>>) -> DType {
+    if param.is_initialized() {
+        param.val().dtype()
+    } else {
+        get_device_settings::<B>(&param.lazy_device())
+            .float_dtype
+            .into()
+    }
 }
 
 /// A boolean mask as 1.0 / 0.0 in float dtype `dtype` (give the dtype of the data the mask
