@@ -22,6 +22,20 @@ pub const RUN_FILES: [&str; 7] = [
     "checkpoints",
 ];
 
+/// Writes the run's `config.toml` (the config as resolved, bases merged in), through a
+/// temporary file renamed into place. A config that cannot be written as TOML is an error
+/// naming the file, not an empty file.
+pub fn write_run_config(run_dir: &Path, config: &crate::TrainConfig) -> Result<(), TrainError> {
+    let path = run_dir.join("config.toml");
+    let text = toml::to_string_pretty(config).map_err(|e| {
+        TrainError::io(
+            &path,
+            std::io::Error::other(format!("the config cannot be written as TOML: {e}")),
+        )
+    })?;
+    write_file(&path, text.as_bytes())
+}
+
 /// Makes `run_dir` ready for a new run: creates it, and refuses one that holds anything
 /// unless `overwrite`, in which case the files of [`RUN_FILES`] (and temporary files of an
 /// interrupted write) are removed and everything else is kept.

@@ -30,7 +30,7 @@ use crate::data::{open_eval, open_training};
 use crate::durable::{append_line, write_file};
 use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
-use crate::run_dir::{claim_run_dir, remove_temporaries, truncate_metrics};
+use crate::run_dir::{claim_run_dir, remove_temporaries, truncate_metrics, write_run_config};
 use crate::schedule::learning_rate;
 use crate::TrainError;
 
@@ -291,12 +291,7 @@ pub fn train<B: AutodiffBackend>(
     } else {
         claim_run_dir(run_dir, options.overwrite)?;
         // First, so that a run killed at any later point can be resumed.
-        write_file(
-            &run_dir.join("config.toml"),
-            toml::to_string_pretty(config)
-                .unwrap_or_default()
-                .as_bytes(),
-        )?;
+        write_run_config(run_dir, config)?;
     }
     // A run killed before its first checkpoint resumes from step 0.
     let resuming = options.resume && !list_checkpoints(run_dir).is_empty();

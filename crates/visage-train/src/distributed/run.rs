@@ -6,8 +6,8 @@ use burn::tensor::backend::AutodiffBackend;
 use serde_json::json;
 
 use super::{train_data_parallel, DistributedError};
-use crate::durable::{append_line, write_file};
-use crate::run_dir::claim_run_dir;
+use crate::durable::append_line;
+use crate::run_dir::{claim_run_dir, write_run_config};
 use crate::{save_model, train, TrainConfig, TrainError, TrainOptions, TrainSummary};
 
 /// Trains `config` in `run_dir` on `devices` workers of `device`'s kind (one clone of
@@ -46,12 +46,7 @@ pub fn train_on_devices<B: AutodiffBackend>(
         refuse("held-out evaluation ([eval])")?;
     }
     claim_run_dir(run_dir, options.overwrite)?;
-    write_file(
-        &run_dir.join("config.toml"),
-        toml::to_string_pretty(config)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+    write_run_config(run_dir, config)?;
     let summary = train_data_parallel::<B>(config, &vec![device.clone(); devices])?;
     let metrics = run_dir.join("metrics.jsonl");
     for (step, loss) in &summary.losses {
