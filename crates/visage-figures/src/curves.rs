@@ -59,6 +59,7 @@ impl TargetCurve {
         let spec = HeadConfig::CosFace(CosFaceConfig {
             scale: 1.0,
             margin: m,
+            chunk_classes: None,
         });
         Self {
             label: format!("CosFace m = {m}"),
@@ -89,6 +90,7 @@ impl TargetCurve {
             m1,
             m2,
             m3,
+            chunk_classes: None,
         });
         Self {
             label: format!("Combined ({m1}, {m2}, {m3})"),

@@ -81,7 +81,8 @@ impl<B: Backend> Head<B> {
     }
 
     /// Loss and training logits for a batch (no validation: see [`Head::forward_checked`]).
-    /// Uses `state.iteration` for annealing and records the AdaCos scale in `state`.
+    /// Uses `state.iteration` for annealing and records the AdaCos scale in `state`. A head
+    /// with `chunk_classes` set ([`HeadConfig::chunk_classes`]) returns no logits.
     ///
     /// # Shapes
     /// - `x`: `[N, d]`, `labels`: `[N]`; loss `[1]`, logits `[N, C]`

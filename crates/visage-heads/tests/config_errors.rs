@@ -106,7 +106,8 @@ fn every_kind_round_trips_through_toml_with_its_name() {
         HeadConfig::SubCenterArcFace(visage_heads::heads::SubCenterArcFaceConfig {
             scale: 64.0,
             margin: 0.5,
-            k: 3
+            k: 3,
+            chunk_classes: None,
         })
     );
 }

@@ -80,6 +80,7 @@ fn created_tensors_take_the_dtype_of_their_data() {
     let normface = HeadConfig::NormFace(NormFaceConfig {
         scale: Some(7.0),
         learnable_scale: true,
+        chunk_classes: None,
     });
     let head = normface
         .init_with::<F64>(
@@ -118,6 +119,7 @@ fn building_a_head_leaves_its_parameters_undrawn() {
         HeadConfig::NormFace(NormFaceConfig {
             scale: Some(7.0),
             learnable_scale: true,
+            chunk_classes: None,
         }),
     ] {
         let head = config.init::<F32>(3, 2, &device).unwrap();

@@ -132,6 +132,7 @@ fn subcenter_arcface_trains_from_its_config_file() {
             scale: 16.0,
             margin: 0.3,
             k: 3,
+            chunk_classes: None,
         })
     );
     // the file's [head] on the tiny data: K = 3 rows per class, loss finite and going down

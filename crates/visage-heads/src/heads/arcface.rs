@@ -2,12 +2,12 @@
 
 use std::f64::consts::PI;
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::CosineMarginHead;
 use crate::check::in_range;
-use crate::margin::{apply_to_target, arcface, straight_through};
+use crate::margin::{arcface, straight_through};
 use crate::HeadError;
 
 /// `kind = "arcface"`: target logit `s cos(theta_y + m)` ([`crate::margin::arcface`], with
@@ -29,6 +29,13 @@ pub struct ArcFaceConfig {
     pub easy_margin: bool,
     /// Compute the margin without gradient (forward unchanged). Default false.
     pub detach_margin: bool,
+    /// Classes per block of the training loss: set, the loss and its gradients are computed
+    /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
+    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
+    /// GEMM per block), and the head returns no training logits. At least 1. Default: absent,
+    /// the full head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl Default for ArcFaceConfig {
@@ -38,6 +45,7 @@ impl Default for ArcFaceConfig {
             margin: 0.5,
             easy_margin: false,
             detach_margin: false,
+            chunk_classes: None,
         }
     }
 }
@@ -53,22 +61,18 @@ pub(crate) fn check_angular_margin(m: f64) -> Result<f64, HeadError> {
     )
 }
 
-/// ArcFace logits from class cosines `[N, C]`: the margin on the target, times s.
-pub(crate) fn arcface_logits<B: Backend>(
-    cos: Tensor<B, 2>,
-    labels: Tensor<B, 1, Int>,
-    config: &ArcFaceConfig,
-) -> Tensor<B, 2> {
-    let (m, easy, detach) = (config.margin, config.easy_margin, config.detach_margin);
-    apply_to_target(cos, labels, |c| {
-        let phi = arcface(c.clone(), m, easy);
-        if detach {
-            straight_through(c, phi)
-        } else {
-            phi
-        }
-    })
-    .mul_scalar(config.scale)
+/// The ArcFace target `cos(theta + m)` of target cosines (unscaled), with the fallback and
+/// `detach_margin` of `config`.
+///
+/// # Shapes
+/// - `c`: `[N, 1]` -> `[N, 1]`
+pub(crate) fn arcface_target<B: Backend>(c: Tensor<B, 2>, config: &ArcFaceConfig) -> Tensor<B, 2> {
+    let phi = arcface(c.clone(), config.margin, config.easy_margin);
+    if config.detach_margin {
+        straight_through(c, phi)
+    } else {
+        phi
+    }
 }
 
 impl CosineMarginHead for ArcFaceConfig {
@@ -81,11 +85,11 @@ impl CosineMarginHead for ArcFaceConfig {
         Ok(())
     }
 
-    fn margin_logits<B: Backend>(
-        &self,
-        cos: Tensor<B, 2>,
-        labels: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2> {
-        arcface_logits(cos, labels, self)
+    fn chunk(&self) -> Option<usize> {
+        self.chunk_classes
+    }
+
+    fn target_margin<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2> {
+        arcface_target(c, self)
     }
 }

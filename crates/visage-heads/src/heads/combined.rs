@@ -2,12 +2,12 @@
 
 use std::f64::consts::PI;
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::CosineMarginHead;
 use crate::check::in_range;
-use crate::margin::{apply_to_target, combined};
+use crate::margin::combined;
 use crate::HeadError;
 
 /// `kind = "combined"`: `theta = acos(clamp(c))`, target `s (cos(m1 theta + m2) - m3)`
@@ -26,6 +26,13 @@ pub struct CombinedMarginConfig {
     pub m2: f64,
     /// Additive cosine margin m3, `0 <= m3 < 1`. Default 0.2.
     pub m3: f64,
+    /// Classes per block of the training loss: set, the loss and its gradients are computed
+    /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
+    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
+    /// GEMM per block), and the head returns no training logits. At least 1. Default: absent,
+    /// the full head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl Default for CombinedMarginConfig {
@@ -35,6 +42,7 @@ impl Default for CombinedMarginConfig {
             m1: 1.0,
             m2: 0.3,
             m3: 0.2,
+            chunk_classes: None,
         }
     }
 }
@@ -63,12 +71,11 @@ impl CosineMarginHead for CombinedMarginConfig {
         Ok(())
     }
 
-    fn margin_logits<B: Backend>(
-        &self,
-        cos: Tensor<B, 2>,
-        labels: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2> {
-        let (m1, m2, m3) = (self.m1, self.m2, self.m3);
-        apply_to_target(cos, labels, |c| combined(c, m1, m2, m3)).mul_scalar(self.scale)
+    fn chunk(&self) -> Option<usize> {
+        self.chunk_classes
+    }
+
+    fn target_margin<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2> {
+        combined(c, self.m1, self.m2, self.m3)
     }
 }

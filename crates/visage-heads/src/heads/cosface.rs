@@ -1,11 +1,11 @@
 //! CosFace / AM-Softmax (Wang et al. 2018): additive cosine margin.
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::CosineMarginHead;
 use crate::check::in_range;
-use crate::margin::{apply_to_target, cosface};
+use crate::margin::cosface;
 use crate::HeadError;
 
 /// `kind = "cosface"`: target logit `s (cos theta_y - m)` ([`crate::margin::cosface`]),
@@ -19,6 +19,13 @@ pub struct CosFaceConfig {
     pub scale: f64,
     /// Additive cosine margin m, in `[0, 1)`. Default 0.35.
     pub margin: f64,
+    /// Classes per block of the training loss: set, the loss and its gradients are computed
+    /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
+    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
+    /// GEMM per block), and the head returns no training logits. At least 1. Default: absent,
+    /// the full head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl Default for CosFaceConfig {
@@ -26,6 +33,7 @@ impl Default for CosFaceConfig {
         CosFaceConfig {
             scale: 64.0,
             margin: 0.35,
+            chunk_classes: None,
         }
     }
 }
@@ -40,12 +48,11 @@ impl CosineMarginHead for CosFaceConfig {
         Ok(())
     }
 
-    fn margin_logits<B: Backend>(
-        &self,
-        cos: Tensor<B, 2>,
-        labels: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2> {
-        let m = self.margin;
-        apply_to_target(cos, labels, |c| cosface(c, m)).mul_scalar(self.scale)
+    fn chunk(&self) -> Option<usize> {
+        self.chunk_classes
+    }
+
+    fn target_margin<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2> {
+        cosface(c, self.margin)
     }
 }

@@ -10,6 +10,7 @@
 mod adacos;
 mod arcface;
 mod center;
+mod chunk;
 mod combined;
 mod contrastive;
 mod cosface;
@@ -24,6 +25,7 @@ mod triplet;
 pub use adacos::{adacos_dynamic_scale, adacos_fixed_scale, AdaCosConfig, ADACOS_MIN_SCALE};
 pub use arcface::ArcFaceConfig;
 pub use center::CenterConfig;
+pub use chunk::{CHUNKABLE_KINDS, CHUNK_CLASSES_FIELD};
 pub use combined::CombinedMarginConfig;
 pub use cosface::CosFaceConfig;
 pub use deepid2::DeepId2Config;
@@ -40,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classifier::{check_dims, Classifier, ClassifierConfig};
 use crate::loss::{cross_entropy, CenterLossConfig};
+use crate::margin::apply_to_target;
 use crate::{Head, HeadError, HeadOutput, HeadState};
 
 /// What a head is: its parts and its forward pass. Implemented by each head's parameter
@@ -64,12 +67,20 @@ pub trait HeadDef {
         None
     }
 
+    /// Classes per block when the training loss is computed block by block
+    /// (`chunk_classes`, [`crate::loss::chunked_margin_cross_entropy`]); `None`: the full
+    /// head, and every head kind but the cosine ones.
+    fn chunk_classes(&self) -> Option<usize> {
+        None
+    }
+
     /// Checks the state a step starts from (AdaCos's previous scale).
     fn check_state(&self, _state: &HeadState) -> Result<(), HeadError> {
         Ok(())
     }
 
-    /// Loss (and training logits) for a batch; reads and updates `state`.
+    /// Loss (and training logits, none in chunked mode) for a batch; reads and updates
+    /// `state`.
     ///
     /// # Shapes
     /// - `x`: `[N, d]`, `labels`: `[N]`; loss `[1]`, logits `[N, C]`
@@ -97,9 +108,10 @@ pub trait HeadDef {
 /// A classification head on a classifier's cosines with a margin on the target logit
 /// (CosFace, ArcFace, the combined margin, sub-center ArcFace): its [`HeadDef`] follows from
 /// these items. Its `validate` checks the sizes, then `scale` (in `(0, 1e4]`), then
-/// [`CosineMarginHead::validate_margin`]; the classifier produces cosines; training logits
-/// are [`CosineMarginHead::margin_logits`] under cross-entropy, inference logits are the
-/// cosines times the scale.
+/// [`CosineMarginHead::validate_margin`], then `chunk_classes`; the classifier produces
+/// cosines; training logits are [`CosineMarginHead::margin_logits`] under cross-entropy (or,
+/// with [`CosineMarginHead::chunk`], the same loss block by block and no logits), inference
+/// logits are the cosines times the scale.
 pub trait CosineMarginHead {
     /// The scale s of the logits.
     fn scale(&self) -> f64;
@@ -113,6 +125,24 @@ pub trait CosineMarginHead {
         ClassifierConfig::new(classes, embedding_dim)
     }
 
+    /// Classes per block of the chunked training loss (the `chunk_classes` field), if the
+    /// head has it set. Default: none.
+    fn chunk(&self) -> Option<usize> {
+        None
+    }
+
+    /// Checks `chunk_classes` against the head's other fields (sub-centres), after
+    /// [`CosineMarginHead::validate_margin`]. Default: accepted when at least 1.
+    fn validate_chunk(&self) -> Result<(), HeadError> {
+        chunk::check_chunk_classes(self.chunk())
+    }
+
+    /// The margined target cosine `phi(c)` (unscaled), element-wise.
+    ///
+    /// # Shapes
+    /// - `c`: `[N, 1]` -> `[N, 1]`
+    fn target_margin<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2>;
+
     /// Training logits from class cosines: the margin on each target cosine, all times s.
     ///
     /// # Shapes
@@ -121,18 +151,25 @@ pub trait CosineMarginHead {
         &self,
         cos: Tensor<B, 2>,
         labels: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2>;
+    ) -> Tensor<B, 2> {
+        apply_to_target(cos, labels, |c| self.target_margin(c)).mul_scalar(self.scale())
+    }
 }
 
 impl<T: CosineMarginHead> HeadDef for T {
     fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
         check_dims(classes, embedding_dim, 1)?;
         crate::check::scale("scale", self.scale())?;
-        self.validate_margin(classes)
+        self.validate_margin(classes)?;
+        self.validate_chunk()
     }
 
     fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
         Some(self.cosine_classifier(classes, embedding_dim))
+    }
+
+    fn chunk_classes(&self) -> Option<usize> {
+        self.chunk()
     }
 
     fn forward<B: Backend>(
@@ -142,6 +179,11 @@ impl<T: CosineMarginHead> HeadDef for T {
         labels: Tensor<B, 1, Int>,
         _state: &mut HeadState,
     ) -> HeadOutput<B> {
+        if let Some(block) = self.chunk() {
+            return chunk::chunked_output(head, x, labels, self.scale(), block, |c| {
+                self.target_margin(c)
+            });
+        }
         let cos = classifier_of(head).cosines(x);
         classification_output(self.margin_logits(cos, labels.clone()), labels)
     }
@@ -247,6 +289,14 @@ macro_rules! heads {
             pub fn learned_scale(&self) -> Option<f64> {
                 match self {
                     $(HeadConfig::$variant(c) => c.learned_scale(),)*
+                }
+            }
+
+            /// Classes per block of the chunked training loss (`chunk_classes`), if set:
+            /// the head's forward then returns no training logits.
+            pub fn chunk_classes(&self) -> Option<usize> {
+                match self {
+                    $(HeadConfig::$variant(c) => c.chunk_classes(),)*
                 }
             }
 

@@ -3,6 +3,7 @@
 use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::chunk::{check_chunk_classes, chunk_not_supported, chunked_output};
 use super::{classification_output, classifier_of, HeadDef};
 use crate::check::scale;
 use crate::classifier::{check_dims, ClassifierConfig};
@@ -24,6 +25,13 @@ pub struct NormFaceConfig {
     pub scale: Option<f64>,
     /// Whether s is a trained parameter. Default false.
     pub learnable_scale: bool,
+    /// Classes per block of the training loss: set, the loss and its gradients are computed
+    /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
+    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
+    /// GEMM per block), and the head returns no training logits. Only with a fixed scale;
+    /// at least 1. Default: absent, the full head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl NormFaceConfig {
@@ -41,7 +49,18 @@ impl HeadDef for NormFaceConfig {
     fn validate(&self, classes: usize, embedding_dim: usize) -> Result<(), HeadError> {
         check_dims(classes, embedding_dim, 1)?;
         scale("scale", self.effective_scale())?;
-        Ok(())
+        check_chunk_classes(self.chunk_classes)?;
+        match self.chunk_classes {
+            Some(chunk) if self.learnable_scale => Err(chunk_not_supported(
+                chunk,
+                "with learnable_scale = true (the chunked loss takes a fixed scale)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn chunk_classes(&self) -> Option<usize> {
+        self.chunk_classes
     }
 
     fn classifier(&self, classes: usize, embedding_dim: usize) -> Option<ClassifierConfig> {
@@ -59,6 +78,9 @@ impl HeadDef for NormFaceConfig {
         labels: Tensor<B, 1, Int>,
         _state: &mut HeadState,
     ) -> HeadOutput<B> {
+        if let Some(block) = self.chunk_classes {
+            return chunked_output(head, x, labels, self.effective_scale(), block, |c| c);
+        }
         let logits = self.inference_logits(head, x).expect("normface has logits");
         classification_output(logits, labels)
     }

@@ -1,10 +1,11 @@
 //! Sub-center ArcFace (Deng et al., ECCV 2020): K sub-centres per class, the class's cosine
 //! is the best of its K, then the ArcFace margin.
 
-use burn::tensor::{backend::Backend, Int, Tensor};
+use burn::tensor::{backend::Backend, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::arcface::{arcface_logits, check_angular_margin};
+use super::arcface::{arcface_target, check_angular_margin};
+use super::chunk::{check_chunk_classes, chunk_not_supported};
 use super::CosineMarginHead;
 use crate::classifier::ClassifierConfig;
 use crate::HeadError;
@@ -33,6 +34,14 @@ pub struct SubCenterArcFaceConfig {
     pub margin: f64,
     /// Sub-centres per class K, in `1..=1024`. Default 3.
     pub k: usize,
+    /// Classes per block of the training loss: set, the loss and its gradients are computed
+    /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
+    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
+    /// GEMM per block), and the head returns no training logits. Only with `k = 1` (one weight row per
+    /// class); at least 1. Default: absent,
+    /// the full head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl Default for SubCenterArcFaceConfig {
@@ -41,6 +50,7 @@ impl Default for SubCenterArcFaceConfig {
             scale: 64.0,
             margin: 0.5,
             k: 3,
+            chunk_classes: None,
         }
     }
 }
@@ -83,11 +93,26 @@ impl CosineMarginHead for SubCenterArcFaceConfig {
         ClassifierConfig::new(classes, embedding_dim).with_sub_centers(self.k)
     }
 
-    fn margin_logits<B: Backend>(
-        &self,
-        cos: Tensor<B, 2>,
-        labels: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 2> {
-        arcface_logits(cos, labels, &self.arcface())
+    fn chunk(&self) -> Option<usize> {
+        self.chunk_classes
+    }
+
+    fn validate_chunk(&self) -> Result<(), HeadError> {
+        check_chunk_classes(self.chunk_classes)?;
+        match self.chunk_classes {
+            Some(chunk) if self.k != 1 => Err(chunk_not_supported(
+                chunk,
+                &format!(
+                    "with k = {} sub-centres per class (the chunked loss takes one weight row \
+                     per class: k = 1)",
+                    self.k
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn target_margin<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2> {
+        arcface_target(c, &self.arcface())
     }
 }
