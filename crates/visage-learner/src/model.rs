@@ -37,8 +37,8 @@ pub struct FaceModel<B: Backend> {
 impl<B: Backend> FaceModel<B> {
     /// Puts `backbone` and `head` together. Errors for heads whose update burn-train's single
     /// optimiser step cannot express: center loss (its centres move by the alpha rule, not by
-    /// gradients) and metric losses without class logits (nothing for the loss metric's
-    /// classification output).
+    /// gradients), and metric losses and heads with `chunk_classes` set, which have no class
+    /// logits (nothing for the loss metric's classification output).
     pub fn new(backbone: Backbone<B>, head: Head<B>) -> Result<Self, LearnerError> {
         if head.center.is_some() {
             return Err(LearnerError::Unsupported {
@@ -52,6 +52,14 @@ impl<B: Backend> FaceModel<B> {
             return Err(LearnerError::Unsupported {
                 what: format!("head {:?}", head.kind()),
                 why: "it has no class logits for burn-train's classification output".into(),
+            });
+        }
+        if let Some(chunk) = head.config.chunk_classes() {
+            return Err(LearnerError::Unsupported {
+                what: format!("[head] chunk_classes = {chunk}"),
+                why: "the chunked loss holds no [N, C] logits for burn-train's classification \
+                      output (remove chunk_classes to train with burn-train)"
+                    .into(),
             });
         }
         Ok(Self {
