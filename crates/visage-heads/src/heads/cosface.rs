@@ -21,8 +21,8 @@ pub struct CosFaceConfig {
     pub margin: f64,
     /// Classes per block of the training loss: set, the loss and its gradients are computed
     /// over blocks of this many classes ([`crate::loss::chunked_margin_cross_entropy`]),
-    /// never holding the `[N, C]` logits (for millions of classes on one machine; one extra
-    /// GEMM per block), and the head returns no training logits. At least 1. Default: absent,
+    /// never holding the `[N, C]` logits (one extra GEMM per block; what it saves today:
+    /// docs/losses.md), and the head returns no training logits. At least 1. Default: absent,
     /// the full head.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk_classes: Option<usize>,

@@ -1,6 +1,9 @@
 //! The margin softmax cross-entropy of the cosine heads, computed over blocks of classes so
-//! that the `[N, C]` logits are never held: memory `O(N x block)` besides the class weights
-//! and their gradient, for C in the millions on one machine.
+//! that the `[N, C]` logits are never held, only `[N, block]` at a time. The weight gradient
+//! still passes through weight-sized `[C, d]` buffers (the per-block gradients and their
+//! concatenation, the surrogate's product and its backward): measured in docs/losses.md, the
+//! step holds more than the full head's when N < d, so today it saves memory only where the
+//! logits dominate (N large against d).
 //!
 //! The loss is the one of the full heads (NormFace, CosFace, ArcFace, combined margin, with
 //! their margin function on the target cosine):
