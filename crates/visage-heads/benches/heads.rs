@@ -112,12 +112,7 @@ fn bench<B: AutodiffBackend>(backend: &str, classes: &[usize], reps: usize) {
         "head", "C", "fwd+bwd ms", "matmul ms", "head GFLOP/s", "mm GFLOP/s", "ratio"
     );
     for &c in classes {
-        let x_inner =
-            Tensor::<B::InnerBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let w_inner =
-            Tensor::<B::InnerBackend, 2>::random([c, d], Distribution::Normal(0.0, 0.01), &device);
-        let labels =
-            Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, c as f64), &device);
+        let (x_inner, w_inner, labels) = inputs::<B>(n, d, c, &device);
         // Baseline: one bare matmul of the forward's shape, 2 N C d flops.
         let wt = w_inner.clone().transpose();
         let mm = time(reps, || {
@@ -157,6 +152,25 @@ fn bench<B: AutodiffBackend>(backend: &str, classes: &[usize], reps: usize) {
     }
 }
 
+/// Random embeddings `[n, d]` and class weights `[c, d]` (without gradient) and labels `[n]`.
+#[allow(clippy::type_complexity)]
+fn inputs<B: AutodiffBackend>(
+    n: usize,
+    d: usize,
+    c: usize,
+    device: &B::Device,
+) -> (
+    Tensor<B::InnerBackend, 2>,
+    Tensor<B::InnerBackend, 2>,
+    Tensor<B, 1, Int>,
+) {
+    (
+        Tensor::random([n, d], Distribution::Normal(0.0, 1.0), device),
+        Tensor::random([c, d], Distribution::Normal(0.0, 0.01), device),
+        Tensor::random([n], Distribution::Uniform(0.0, c as f64), device),
+    )
+}
+
 /// The memory table's settings.
 struct Memory {
     /// Class counts.
@@ -188,12 +202,7 @@ fn bench_memory<B: AutodiffBackend>(backend: &str, memory: &Memory) {
         "head", "C", "fwd+bwd ms", "weights MiB", "step peak MiB"
     );
     for &c in &memory.classes {
-        let x_inner =
-            Tensor::<B::InnerBackend, 2>::random([n, d], Distribution::Normal(0.0, 1.0), &device);
-        let w_inner =
-            Tensor::<B::InnerBackend, 2>::random([c, d], Distribution::Normal(0.0, 0.01), &device);
-        let labels =
-            Tensor::<B, 1, Int>::random([n], Distribution::Uniform(0.0, c as f64), &device);
+        let (x_inner, w_inner, labels) = inputs::<B>(n, d, c, &device);
         let mut rows = Vec::new();
         if c <= memory.full_max {
             rows.push(("arcface", None));

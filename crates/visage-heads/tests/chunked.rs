@@ -5,15 +5,16 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Element, Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 use visage_heads::loss::chunked_margin_cross_entropy;
 use visage_heads::margin;
 use visage_heads::HeadError;
 
+mod common;
+use common::{from_tensor, to_tensor, Mat};
+
 type F32 = Autodiff<NdArray<f32>>;
 type F64 = Autodiff<NdArray<f64>>;
-
-type Mat = Vec<Vec<f64>>;
 
 #[derive(Clone, Copy, Debug)]
 enum Margin {
@@ -108,24 +109,6 @@ fn finite_difference(m: &Mat, mut f: impl FnMut(&Mat) -> f64) -> Mat {
     out
 }
 
-fn tensor<B: Backend>(m: &Mat, device: &B::Device) -> Tensor<B, 2> {
-    let flat: Vec<f64> = m.iter().flatten().cloned().collect();
-    // The backend's own float dtype, explicitly: Burn 0.21 otherwise takes it from a
-    // per-device registry set by whichever backend touched the device first, and
-    // NdArray<f32> and NdArray<f64> (other tests of this binary) share one device.
-    let dtype = <B::FloatElem as Element>::dtype();
-    Tensor::from_data(
-        TensorData::new(flat, [m.len(), m[0].len()]),
-        (device, dtype),
-    )
-}
-
-fn matrix<B: Backend>(t: Tensor<B, 2>) -> Mat {
-    let [_, cols] = t.dims();
-    let v: Vec<f64> = t.into_data().convert::<f64>().to_vec().unwrap();
-    v.chunks(cols).map(|r| r.to_vec()).collect()
-}
-
 struct LibOut {
     loss: f64,
     grad_x: Mat,
@@ -141,8 +124,8 @@ fn run<B: AutodiffBackend>(
     block: usize,
 ) -> LibOut {
     let device = Default::default();
-    let xt = tensor::<B>(x, &device).require_grad();
-    let wt = tensor::<B>(w, &device).require_grad();
+    let xt = to_tensor::<B>(x, &device).require_grad();
+    let wt = to_tensor::<B>(w, &device).require_grad();
     let lt = Tensor::<B, 1, Int>::from_data(
         TensorData::new(labels.iter().map(|&l| l as i64).collect(), [labels.len()]),
         &device,
@@ -153,8 +136,8 @@ fn run<B: AutodiffBackend>(
     let grads = loss.backward();
     LibOut {
         loss: loss.into_data().convert::<f64>().to_vec::<f64>().unwrap()[0],
-        grad_x: matrix(xt.grad(&grads).unwrap()),
-        grad_w: matrix(wt.grad(&grads).unwrap()),
+        grad_x: from_tensor(xt.grad(&grads).unwrap()),
+        grad_w: from_tensor(wt.grad(&grads).unwrap()),
     }
 }
 

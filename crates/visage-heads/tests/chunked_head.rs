@@ -9,14 +9,15 @@ use std::f64::consts::PI;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Element, Int, Tensor, TensorData};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor, TensorData};
 use visage_heads::{Head, HeadConfig, HeadError, HeadState, HeadTensors};
+
+mod common;
+use common::{from_tensor, to_tensor, Mat};
 
 type F32 = Autodiff<NdArray<f32>>;
 type F64 = Autodiff<NdArray<f64>>;
-
-type Mat = Vec<Vec<f64>>;
 
 /// `[head]` tables of the heads that take `chunk_classes`, with non-default margins (ArcFace
 /// twice: once past its fallback threshold on some rows is not guaranteed, so a large margin
@@ -79,22 +80,6 @@ fn config(table: &str, chunk: Option<usize>) -> HeadConfig {
     toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
-fn tensor<B: Backend>(m: &Mat, device: &B::Device) -> Tensor<B, 2> {
-    let flat: Vec<f64> = m.iter().flatten().cloned().collect();
-    // the backend's own float dtype (NdArray<f32> and NdArray<f64> share one device)
-    let dtype = <B::FloatElem as Element>::dtype();
-    Tensor::from_data(
-        TensorData::new(flat, [m.len(), m[0].len()]),
-        (device, dtype),
-    )
-}
-
-fn matrix<B: Backend>(t: Tensor<B, 2>) -> Mat {
-    let [_, cols] = t.dims();
-    let v: Vec<f64> = t.into_data().convert::<f64>().to_vec().unwrap();
-    v.chunks(cols).map(|r| r.to_vec()).collect()
-}
-
 struct Out {
     loss: f64,
     logits: bool,
@@ -110,7 +95,7 @@ fn head<B: AutodiffBackend>(config: &HeadConfig, inp: &Inputs) -> Head<B> {
             C,
             D,
             HeadTensors {
-                weight: Some(tensor::<B>(&inp.w, &device)),
+                weight: Some(to_tensor::<B>(&inp.w, &device)),
                 bias: None,
             },
         )
@@ -120,7 +105,7 @@ fn head<B: AutodiffBackend>(config: &HeadConfig, inp: &Inputs) -> Head<B> {
 fn run<B: AutodiffBackend>(config: &HeadConfig, inp: &Inputs) -> Out {
     let device = Default::default();
     let head = head::<B>(config, inp);
-    let x = tensor::<B>(&inp.x, &device).require_grad();
+    let x = to_tensor::<B>(&inp.x, &device).require_grad();
     let labels = Tensor::<B, 1, Int>::from_data(
         TensorData::new(
             inp.labels.iter().map(|&l| l as i64).collect(),
@@ -141,11 +126,11 @@ fn run<B: AutodiffBackend>(config: &HeadConfig, inp: &Inputs) -> Out {
             .to_vec::<f64>()
             .unwrap()[0],
         logits: out.logits.is_some(),
-        grad_x: matrix(x.grad(&grads).unwrap()),
-        grad_w: matrix(weight.grad(&grads).unwrap()),
-        inference: matrix(
+        grad_x: from_tensor(x.grad(&grads).unwrap()),
+        grad_w: from_tensor(weight.grad(&grads).unwrap()),
+        inference: from_tensor(
             head.valid()
-                .inference_logits(tensor::<B::InnerBackend>(&inp.x, &device))
+                .inference_logits(to_tensor::<B::InnerBackend>(&inp.x, &device))
                 .unwrap(),
         ),
     }

@@ -504,10 +504,14 @@ pub struct LibOut {
     pub centers: Option<Mat>,
 }
 
+/// `m` as a tensor of the backend's own float dtype, given explicitly: Burn 0.21 otherwise
+/// takes it from a per-device registry set by whichever backend touched the device first, and
+/// `NdArray<f32>` and `NdArray<f64>` (both in some test binaries) share one device.
 pub fn to_tensor<B: burn::tensor::backend::Backend>(m: &Mat, device: &B::Device) -> Tensor<B, 2> {
     let (r, c) = (m.len(), m.first().map_or(0, |v| v.len()));
     let flat: Vec<f64> = m.iter().flatten().cloned().collect();
-    Tensor::from_data(TensorData::new(flat, [r, c]), device)
+    let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
+    Tensor::from_data(TensorData::new(flat, [r, c]), (device, dtype))
 }
 
 pub fn from_tensor<B: burn::tensor::backend::Backend>(t: Tensor<B, 2>) -> Mat {
@@ -531,10 +535,10 @@ pub fn run_lib<B: AutodiffBackend>(spec: &HeadSpec, inp: &Inputs) -> LibOut {
     let config = spec.to_config(classes.max(1), dim).expect("valid spec");
     let tensors = HeadTensors::<B> {
         weight: (!inp.w.is_empty()).then(|| to_tensor::<B>(&inp.w, &device)),
-        bias: inp
-            .bias
-            .as_ref()
-            .map(|b| Tensor::from_data(TensorData::new(b.clone(), [b.len()]), &device)),
+        bias: inp.bias.as_ref().map(|b| {
+            let dtype = <B::FloatElem as burn::tensor::Element>::dtype();
+            Tensor::from_data(TensorData::new(b.clone(), [b.len()]), (&device, dtype))
+        }),
     };
     let head = config.init_with(tensors).expect("head");
     let x = to_tensor::<B>(&inp.x, &device).require_grad();
