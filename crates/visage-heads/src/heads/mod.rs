@@ -15,6 +15,7 @@ mod combined;
 mod contrastive;
 mod cosface;
 mod deepid2;
+mod fused;
 mod lsoftmax;
 mod normface;
 mod softmax;
@@ -179,6 +180,12 @@ impl<T: CosineMarginHead> HeadDef for T {
         labels: Tensor<B, 1, Int>,
         _state: &mut HeadState,
     ) -> HeadOutput<B> {
+        let margin = HeadMargin(self);
+        let (x, labels) =
+            match fused::try_fused(head, x, labels, self.scale(), self.chunk(), &margin) {
+                Ok(out) => return out,
+                Err(back) => back,
+            };
         if let Some(block) = self.chunk() {
             return chunk::chunked_output(head, x, labels, self.scale(), block, |c| {
                 self.target_margin(c)
@@ -194,6 +201,15 @@ impl<T: CosineMarginHead> HeadDef for T {
         x: Tensor<B, 2>,
     ) -> Option<Tensor<B, 2>> {
         Some(classifier_of(head).cosines(x).mul_scalar(self.scale()))
+    }
+}
+
+/// A cosine head's margin as a [`fused::TargetMargin`].
+struct HeadMargin<'a, T>(&'a T);
+
+impl<T: CosineMarginHead> fused::TargetMargin for HeadMargin<'_, T> {
+    fn apply<B: Backend>(&self, c: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.0.target_margin(c)
     }
 }
 

@@ -4,6 +4,7 @@ use burn::tensor::{backend::Backend, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::chunk::{check_chunk_classes, chunk_not_supported, chunked_output};
+use super::fused::{try_fused, NoMargin};
 use super::{classification_output, classifier_of, HeadDef};
 use crate::check::scale;
 use crate::classifier::{check_dims, ClassifierConfig};
@@ -78,6 +79,20 @@ impl HeadDef for NormFaceConfig {
         labels: Tensor<B, 1, Int>,
         _state: &mut HeadState,
     ) -> HeadOutput<B> {
+        let (x, labels) = match self.learnable_scale {
+            true => (x, labels),
+            false => match try_fused(
+                head,
+                x,
+                labels,
+                self.effective_scale(),
+                self.chunk_classes,
+                &NoMargin,
+            ) {
+                Ok(out) => return out,
+                Err(back) => back,
+            },
+        };
         if let Some(block) = self.chunk_classes {
             return chunked_output(head, x, labels, self.effective_scale(), block, |c| c);
         }

@@ -2,8 +2,10 @@
 //! that the `[N, C]` logits are never held, only `[N, block]` at a time. The weight gradient
 //! still passes through weight-sized `[C, d]` buffers (the per-block gradients and their
 //! concatenation, the surrogate's product and its backward): measured in docs/losses.md, the
-//! step holds more than the full head's when N < d, so today it saves memory only where the
-//! logits dominate (N large against d).
+//! step holds more than the full head's when N < d, so it saves memory only where the logits
+//! dominate (N large against d). The heads run it on every backend but the CPU training one
+//! (`Autodiff<Flex>`), where the fused node of `cosine_ce_flex` (feature `fast-cpu`) computes
+//! the same loss with `O(N x block + block x d)` beyond the weights and their gradient.
 //!
 //! The loss is the one of the full heads (NormFace, CosFace, ArcFace, combined margin, with
 //! their margin function on the target cosine):

@@ -55,6 +55,8 @@ pub struct HeadSpec {
     pub bias: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub k: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_classes: Option<usize>,
 }
 
 impl HeadSpec {
@@ -86,6 +88,7 @@ impl HeadSpec {
             normalize: None,
             bias: None,
             k: (kind == HeadKind::SubCenterArcFace).then_some(1),
+            chunk_classes: None,
         }
     }
 
