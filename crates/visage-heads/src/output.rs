@@ -11,6 +11,8 @@ pub struct HeadOutput<B: Backend> {
     /// `None` for metric losses, and for cosine heads with `chunk_classes` set (their loss is
     /// computed block by block and the `[N, C]` logits are never held: training accuracy
     /// cannot be read from them; [`crate::Head::inference_logits`] still gives the cosines
-    /// times the scale).
+    /// times the scale). For reading (metrics, accuracy): where the cosine heads run as the
+    /// fused CPU node (`Autodiff<Flex>`, [`crate::loss::fused_cosine_loss_active`]) these
+    /// logits carry no gradient; train through `loss`.
     pub logits: Option<Tensor<B, 2>>,
 }
