@@ -284,6 +284,39 @@ fn conv_cases() -> Vec<ConvCase> {
             cout: 1,
             ..base
         },
+        // stride 1 and output rows as wide as the input's (the kernels' block-copy im2col
+        // and block-add col2im): 5x5 padding 2 with the input gradient, a taller-than-wide
+        // kernel without vertical padding (fewer output rows), a 1x3 kernel, a 7x7 kernel
+        // whose padding reaches past a 2-pixel-wide image, and one-row images
+        ConvCase {
+            k: [5, 5],
+            pad: [2, 2],
+            ..base
+        },
+        ConvCase {
+            k: [3, 1],
+            pad: [0, 0],
+            ..base
+        },
+        ConvCase {
+            k: [1, 3],
+            pad: [0, 1],
+            ..base
+        },
+        ConvCase {
+            k: [7, 7],
+            pad: [3, 3],
+            h: 3,
+            w: 2,
+            ..base
+        },
+        ConvCase {
+            k: [3, 3],
+            pad: [1, 1],
+            h: 1,
+            w: 5,
+            ..base
+        },
     ]
 }
 

@@ -99,10 +99,50 @@ fn valid_range(out: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, 
     (lo.min(hi), hi)
 }
 
+impl ConvGeom {
+    /// Stride 1 and output rows as wide as input rows (`kw = 2 pw + 1`, "same" width): then
+    /// the valid rows of one kernel offset's im2col row are the input channel shifted by one
+    /// constant, so they move as one contiguous block, and only the padded columns at each
+    /// row's ends need fixing (see [`shifted_block`]).
+    fn same_width_stride_1(&self) -> bool {
+        self.sh == 1 && self.sw == 1 && self.wo == self.w
+    }
+}
+
+/// For a stride-1, same-width convolution and kernel offset `(ki, kj)`: the output rows
+/// `oy0..oy1` whose input row is inside the image, the input index `base` that output
+/// position `oy0 * w` reads (`(oy0 + ki - ph) w + kj - pw`, possibly negative), and the
+/// part `lo..hi` of those rows' `(oy1 - oy0) w` positions whose shifted index lies inside the
+/// channel (the rest are padding columns at the first and last rows; `lo == hi` when none
+/// is, and only then can `base + lo` be negative).
+fn shifted_block(g: &ConvGeom, ki: usize, kj: usize) -> (usize, usize, isize, usize, usize) {
+    let (oy0, oy1) = g.oy_range(ki);
+    if oy0 >= oy1 {
+        return (oy0, oy0, 0, 0, 0);
+    }
+    let base = ((oy0 + ki - g.ph) * g.w) as isize + kj as isize - g.pw as isize;
+    let len = ((oy1 - oy0) * g.w) as isize;
+    let lo = (-base).clamp(0, len);
+    let hi = ((g.h * g.w) as isize - base).clamp(lo, len);
+    (oy0, oy1, base, lo as usize, hi as usize)
+}
+
+/// Zeroes columns `0..ox0` and `ox1..w` of every row of `block` (rows of `w`), column by
+/// column: a strided store per entry, where row-wise fills of one or two entries would each be
+/// a `memset` call.
+fn zero_columns(block: &mut [f32], w: usize, ox0: usize, ox1: usize) {
+    for ox in (0..ox0.min(w)).chain(ox1.max(ox0).min(w)..w) {
+        for v in block.iter_mut().skip(ox).step_by(w) {
+            *v = 0.0;
+        }
+    }
+}
+
 /// im2col of one image `x` `[cin, h, w]` into the columns `off..off + ho * wo` of `col`
 /// `[cin * kh * kw, ld]`.
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
     let p = g.p();
+    let same = g.same_width_stride_1();
     for c in 0..g.cin {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -110,6 +150,22 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
             for kj in 0..g.kw {
                 let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
+                if same {
+                    // One block copy of the shifted channel, then the padding zeroed.
+                    let (oy0, oy1, base, lo, hi) = shifted_block(g, ki, kj);
+                    let w = g.w;
+                    row[..oy0 * w].fill(0.0);
+                    row[oy1 * w..].fill(0.0);
+                    let block = &mut row[oy0 * w..oy1 * w];
+                    block[..lo].fill(0.0);
+                    block[hi..].fill(0.0);
+                    if lo < hi {
+                        let s0 = (base + lo as isize) as usize;
+                        block[lo..hi].copy_from_slice(&xc[s0..s0 + (hi - lo)]);
+                    }
+                    zero_columns(block, w, ox0, ox1);
+                    continue;
+                }
                 for oy in 0..g.ho {
                     let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
                     if oy < oy0 || oy >= oy1 || ox0 >= ox1 {
@@ -135,17 +191,35 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
 }
 
 /// col2im of the columns `off..off + ho * wo` of `col` `[cin * kh * kw, ld]`, added into
-/// one image `dx` `[cin, h, w]`.
-fn col2im_add(g: &ConvGeom, col: &[f32], ld: usize, off: usize, dx: &mut [f32]) {
+/// one image `dx` `[cin, h, w]`. For a stride-1, same-width convolution the padding entries
+/// of `col` are zeroed on the way (they are gradients of padding, dropped), so that each
+/// kernel offset adds as one contiguous block.
+fn col2im_add(g: &ConvGeom, col: &mut [f32], ld: usize, off: usize, dx: &mut [f32]) {
     let p = g.p();
+    let same = g.same_width_stride_1();
     for c in 0..g.cin {
         let dxc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
             let (oy0, oy1) = g.oy_range(ki);
             for kj in 0..g.kw {
-                let row = &col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
+                let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
                 if ox0 >= ox1 {
+                    continue;
+                }
+                if same {
+                    let (oy0, oy1, base, lo, hi) = shifted_block(g, ki, kj);
+                    let w = g.w;
+                    let block = &mut row[oy0 * w..oy1 * w];
+                    // Entries of padding columns land, shifted, on the neighbouring row's
+                    // ends: zeroed, the block add leaves those alone.
+                    zero_columns(block, w, ox0, ox1);
+                    if lo < hi {
+                        let s0 = (base + lo as isize) as usize;
+                        for (d, s) in dxc[s0..s0 + (hi - lo)].iter_mut().zip(&block[lo..hi]) {
+                            *d += s;
+                        }
+                    }
                     continue;
                 }
                 for oy in oy0..oy1 {
