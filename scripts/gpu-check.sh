@@ -17,7 +17,12 @@
 # 3. the heads benchmark (ArcFace / CosFace / AdaCos fwd+bwd at N 128, d 512, C 1k..100k) on
 #    flex, cuda and wgpu, with each backend's bare matmul as its baseline;
 # 4. the backbones benchmark (mobilefacenet, iresnet18, iresnet50 at batch 128) on cuda and
-#    wgpu, each backend's 1024^3 matmul as its baseline.
+#    wgpu, each backend's 1024^3 matmul as its baseline;
+# 5. a timed training run, `visage train` of configs/gpu-train-r50-arcface.toml (r50 + ArcFace,
+#    batch 128, 112x112, 25 steps) on cuda and on wgpu: images/s over steps 6-25 from the run's
+#    metrics.jsonl (scripts/train-throughput.awk), beside arcface_torch's published ~764 img/s
+#    per V100 (fp16) and ~675 per A100. visage trains in f32 (TF32 matmuls on cuda).
+# The stage limits add up to about 13 minutes.
 # cuda's f32 matrix products run in TF32 where CubeCL picks a tensor-core kernel (no switch
 # in Burn 0.21): the parity tolerances budget for it (crates/visage-cli/src/parity/tolerance.rs).
 set -uo pipefail
@@ -82,6 +87,13 @@ run_checks() {
         stage bench-heads 120 "$BIN_DIR/bench-heads"
     VISAGE_BENCH_BACKENDS=cuda,wgpu VISAGE_BENCH_BATCH=128 VISAGE_BENCH_ITERS=3 \
         stage bench-backbones 120 "$BIN_DIR/bench-backbones"
+    for backend in cuda wgpu; do
+        stage "train-r50-$backend" 120 "$v" train --backend "$backend" --quiet --overwrite \
+            --config configs/gpu-train-r50-arcface.toml --out "$OUT/train-r50-$backend"
+        printf '   train r50 + arcface on %s: ' "$backend" | tee -a "$OUT/summary.txt"
+        awk -v warm=5 -v batch=128 -f scripts/train-throughput.awk \
+            "$OUT/train-r50-$backend/metrics.jsonl" 2>&1 | tee -a "$OUT/summary.txt"
+    done
     cat "$OUT/summary.txt"
 }
 
