@@ -17,35 +17,7 @@ type Composite = Autodiff<NdArray<f32>>;
 
 /// The cosine heads and options the fused node serves.
 fn cases() -> Vec<(&'static str, HeadSpec)> {
-    let spec = HeadSpec::new;
-    let mut v = vec![("normface", spec(HeadKind::NormFace))];
-    let mut s = spec(HeadKind::NormFace);
-    s.scale = Some(16.0);
-    v.push(("normface s16", s));
-    v.push(("cosface", spec(HeadKind::CosFace)));
-    let mut s = spec(HeadKind::CosFace);
-    s.scale = Some(30.0);
-    s.margin = Some(0.4);
-    v.push(("cosface s30 m0.4", s));
-    v.push(("arcface", spec(HeadKind::ArcFace)));
-    let mut s = spec(HeadKind::ArcFace);
-    s.easy_margin = Some(true);
-    v.push(("arcface easy", s));
-    let mut s = spec(HeadKind::ArcFace);
-    s.detach_margin = Some(true);
-    v.push(("arcface detach", s));
-    let mut s = spec(HeadKind::ArcFace);
-    s.margin = Some(1.2);
-    s.scale = Some(32.0);
-    v.push(("arcface m1.2 (fallback)", s));
-    v.push(("combined", spec(HeadKind::Combined)));
-    let mut s = spec(HeadKind::Combined);
-    s.m1 = Some(0.9);
-    s.m2 = Some(0.4);
-    s.m3 = Some(0.15);
-    v.push(("combined 0.9/0.4/0.15", s));
-    v.push(("subcenter k=1", spec(HeadKind::SubCenterArcFace)));
-    v
+    cosine_head_cases()
 }
 
 fn with_chunk(spec: &HeadSpec, chunk: Option<usize>) -> HeadSpec {

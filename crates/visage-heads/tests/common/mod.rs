@@ -693,3 +693,38 @@ pub fn subcenter_inputs(seed: u64, n: usize, d: usize, classes: usize, k: usize)
         .collect();
     inp
 }
+
+/// The cosine-margin heads with options that exercise each margin path (NormFace with a fixed
+/// scale, CosFace, ArcFace with its fallback, easy and detached margins, the combined margin,
+/// sub-center ArcFace with `k = 1`): the heads the fused CPU node serves.
+pub fn cosine_head_cases() -> Vec<(&'static str, HeadSpec)> {
+    let spec = HeadSpec::new;
+    let mut v = vec![("normface", spec(HeadKind::NormFace))];
+    let mut s = spec(HeadKind::NormFace);
+    s.scale = Some(16.0);
+    v.push(("normface s16", s));
+    v.push(("cosface", spec(HeadKind::CosFace)));
+    let mut s = spec(HeadKind::CosFace);
+    s.scale = Some(30.0);
+    s.margin = Some(0.4);
+    v.push(("cosface s30 m0.4", s));
+    v.push(("arcface", spec(HeadKind::ArcFace)));
+    let mut s = spec(HeadKind::ArcFace);
+    s.easy_margin = Some(true);
+    v.push(("arcface easy", s));
+    let mut s = spec(HeadKind::ArcFace);
+    s.detach_margin = Some(true);
+    v.push(("arcface detach", s));
+    let mut s = spec(HeadKind::ArcFace);
+    s.margin = Some(1.2);
+    s.scale = Some(32.0);
+    v.push(("arcface m1.2 (fallback)", s));
+    v.push(("combined", spec(HeadKind::Combined)));
+    let mut s = spec(HeadKind::Combined);
+    s.m1 = Some(0.9);
+    s.m2 = Some(0.4);
+    s.m3 = Some(0.15);
+    v.push(("combined 0.9/0.4/0.15", s));
+    v.push(("subcenter k=1", spec(HeadKind::SubCenterArcFace)));
+    v
+}
