@@ -182,6 +182,16 @@ pub struct HeadTable {
     /// Contrastive loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contrastive: Option<ContrastiveAux>,
+    /// `sharded = true`: the class weights split by class range over the data-parallel
+    /// workers (Partial FC, `visage_heads::sharded`); the same as `[distributed] shard_head`.
+    /// Read through [`TrainConfig::sharded_head`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharded: Option<bool>,
+    /// With `sharded`: the fraction of each shard's classes used per step (Partial FC v2
+    /// sampling, the batch's classes always kept), in `(0, 1]`; default 1. The same as
+    /// `[distributed] sample_rate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
     /// The head's keys as the file writes them (`kind` and the fields set, without the
     /// defaults filled in), for descriptions of a run.
     #[serde(skip)]
@@ -202,6 +212,16 @@ impl<'de> Deserialize<'de> for HeadTable {
             .map(|v| v.try_into::<ContrastiveAux>())
             .transpose()
             .map_err(|e| D::Error::custom(format!("[head.contrastive]: {e}")))?;
+        let sharded = table
+            .remove("sharded")
+            .map(|v| v.try_into::<bool>())
+            .transpose()
+            .map_err(|e| D::Error::custom(format!("head.sharded: {e} (true or false)")))?;
+        let sample_rate = table
+            .remove("sample_rate")
+            .map(|v| v.try_into::<f64>())
+            .transpose()
+            .map_err(|e| D::Error::custom(format!("head.sample_rate: {e} (a number in (0, 1])")))?;
         let spec = toml::Value::Table(table.clone())
             .try_into::<HeadConfig>()
             .map_err(D::Error::custom)?;
@@ -209,6 +229,8 @@ impl<'de> Deserialize<'de> for HeadTable {
             spec,
             center,
             contrastive,
+            sharded,
+            sample_rate,
             table,
         })
     }
@@ -469,8 +491,63 @@ impl TrainConfig {
         })
     }
 
+    /// The sample rate of the sharded head when the head is sharded over the data-parallel
+    /// workers (`[head] sharded = true` with `[head] sample_rate`, or the older spelling
+    /// `[distributed] shard_head` with `[distributed] sample_rate`; a rate set in `[head]`
+    /// wins), `None` for a replicated head. [`validate_static`](Self::validate_static)
+    /// refuses the two spellings disagreeing.
+    pub fn sharded_head(&self) -> Option<f64> {
+        let d = self.distributed.filter(|d| d.shard_head);
+        match (self.head.sharded, d) {
+            (Some(true), _) | (None, Some(_)) => Some(
+                self.head
+                    .sample_rate
+                    .unwrap_or(d.map_or(1.0, |d| d.sample_rate)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The key that set the sharded head's sample rate, for errors.
+    pub fn sample_rate_key(&self) -> &'static str {
+        match self.head.sample_rate {
+            Some(_) => "head.sample_rate",
+            None => "distributed.sample_rate",
+        }
+    }
+
+    /// Checks `[head] sharded` and `sample_rate` against `[distributed]`.
+    fn check_head_sharding(&self) -> Result<(), TrainError> {
+        let d = self.distributed.unwrap_or_default();
+        if self.head.sharded == Some(false) && d.shard_head {
+            return Err(TrainError::config(
+                "head.sharded",
+                "is false but [distributed] shard_head = true: set one of them",
+            ));
+        }
+        if let Some(rate) = self.head.sample_rate {
+            if self.sharded_head().is_none() {
+                return Err(TrainError::config(
+                    "head.sample_rate",
+                    "applies to a sharded head: set [head] sharded = true",
+                ));
+            }
+            if d.shard_head && d.sample_rate != 1.0 && d.sample_rate != rate {
+                return Err(TrainError::config(
+                    "head.sample_rate",
+                    format!(
+                        "{rate} disagrees with [distributed] sample_rate = {}: set one of them",
+                        d.sample_rate
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks everything that does not need the data: values in range, keys that go together.
     pub fn validate_static(&self) -> Result<(), TrainError> {
+        self.check_head_sharding()?;
         if let Some(path) = &self.train.init_backbone {
             if !path.is_file() {
                 return Err(TrainError::config(

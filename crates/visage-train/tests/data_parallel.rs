@@ -279,3 +279,102 @@ fn the_distributed_table_parses_and_refuses_unknown_keys() {
     // Absent, it is not written back (config fingerprints of existing runs are unchanged).
     assert!(!base.contains("distributed"));
 }
+
+/// `[head] sharded = true` (with `sample_rate`) is the spelling of `[distributed]
+/// shard_head`: the same run, loss for loss, with sampling; it survives the saved config; the
+/// two spellings disagreeing, or a sample rate without a sharded head, are errors naming the
+/// key.
+#[test]
+fn the_head_table_spells_the_sharded_head() {
+    let _serial = serial();
+    let head = "kind = \"cosface\"\nscale = 16.0\nmargin = 0.2";
+    let by_head = config(&format!("{head}\nsharded = true\nsample_rate = 0.5"), "");
+    assert_eq!(by_head.sharded_head(), Some(0.5));
+    assert_eq!(by_head.sample_rate_key(), "head.sample_rate");
+    by_head.validate_static().expect("valid");
+    let mut by_distributed = config(head, "");
+    by_distributed.distributed = Some(visage_train::distributed::DistributedConfig {
+        devices: 2,
+        shard_head: true,
+        sample_rate: 0.5,
+    });
+    assert_eq!(by_distributed.sharded_head(), Some(0.5));
+    let a = train_data_parallel::<B>(&by_head, &devices_of::<B>(2)).expect("[head] sharded");
+    let b = train_data_parallel::<B>(&by_distributed, &devices_of::<B>(2)).expect("shard_head");
+    assert_eq!(a.losses, b.losses, "the two spellings train the same run");
+    // Not sharded: the replicated head.
+    assert_eq!(config(head, "").sharded_head(), None);
+    assert_eq!(
+        config(&format!("{head}\nsharded = false"), "").sharded_head(),
+        None
+    );
+
+    // Round trip through the saved config.
+    let text = toml::to_string(&by_head).unwrap();
+    let back: TrainConfig = toml::from_str(&text).unwrap();
+    assert_eq!(back.sharded_head(), Some(0.5), "{text}");
+
+    let errors = [
+        (
+            config(&format!("{head}\nsample_rate = 0.5"), ""),
+            "head.sample_rate",
+        ),
+        (
+            {
+                let mut c = config(&format!("{head}\nsharded = false"), "");
+                c.distributed = by_distributed.distributed;
+                c
+            },
+            "head.sharded",
+        ),
+        (
+            {
+                let mut c = config(&format!("{head}\nsharded = true\nsample_rate = 0.25"), "");
+                c.distributed = by_distributed.distributed;
+                c
+            },
+            "head.sample_rate",
+        ),
+    ];
+    for (c, key) in errors {
+        let err = c.validate_static().expect_err(key).to_string();
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    let zero = config(&format!("{head}\nsharded = true\nsample_rate = 0.0"), "");
+    let err = train_data_parallel::<B>(&zero, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("head.sample_rate"), "{err}");
+    let err = toml::from_str::<TrainConfig>(
+        &toml::to_string(&config(head, ""))
+            .unwrap()
+            .replace("[head]\n", "[head]\nsharded = \"yes\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("head.sharded"), "{err}");
+}
+
+/// One device with a sampled sharded head runs the data-parallel loop (the single-device
+/// trainer has no class sampling): one worker, sampled, in the run's metrics.
+#[test]
+fn one_device_with_a_sampled_sharded_head_samples() {
+    let _serial = serial();
+    let c = config(
+        "kind = \"cosface\"\nscale = 16.0\nmargin = 0.2\nsharded = true\nsample_rate = 0.5",
+        "",
+    );
+    let dir = std::env::temp_dir().join(format!("visage-dp-one-sampled-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = TrainOptions {
+        quiet: true,
+        ..TrainOptions::default()
+    };
+    visage_train::distributed::train_on_devices::<B>(&c, &dir, &options, &Default::default(), 1)
+        .expect("one sampled worker");
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "{metrics}");
+    assert!(
+        metrics.lines().all(|l| l.contains("\"workers\":1")),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

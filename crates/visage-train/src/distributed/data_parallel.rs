@@ -145,10 +145,7 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
             ..AugmentConfig::default()
         },
         world,
-        shard_head: config
-            .distributed
-            .filter(|d| d.shard_head)
-            .map(|d| d.sample_rate),
+        shard_head: config.sharded_head(),
         fault,
     };
     plan.batches_per_epoch = plan.batches(0)?.len() as u64;
@@ -277,16 +274,17 @@ fn assemble<B: AutodiffBackend>(
         .map_err(TrainError::from)?)
 }
 
-/// With `[distributed] shard_head`: a sample rate in (0, 1], no global-norm clipping and no
-/// learned scale (both would need the head's gradients reduced across shards).
+/// With a sharded head (`[head] sharded` or `[distributed] shard_head`): a sample rate in
+/// (0, 1], no global-norm clipping and no learned scale (both would need the head's
+/// gradients reduced across shards).
 fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
-    let Some(d) = config.distributed.filter(|d| d.shard_head) else {
+    let Some(rate) = config.sharded_head() else {
         return Ok(());
     };
-    if !(d.sample_rate.is_finite() && d.sample_rate > 0.0 && d.sample_rate <= 1.0) {
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) {
         return Err(TrainError::config(
-            "distributed.sample_rate",
-            format!("{} is not a fraction in (0, 1]", d.sample_rate),
+            config.sample_rate_key(),
+            format!("{rate} is not a fraction in (0, 1]"),
         ));
     }
     if config.train.clip_grad_norm.is_some() {

@@ -23,13 +23,25 @@ pub fn train_on_devices<B: AutodiffBackend>(
     device: &B::Device,
     devices: usize,
 ) -> Result<TrainSummary, DistributedError> {
-    if devices <= 1 {
+    // A sharded head that samples its classes (Partial FC v2) runs the data-parallel loop even
+    // on one device: the single-device trainer has no sampling. Sharded at rate 1 on one
+    // device is the full head, which the single-device trainer runs as it is.
+    let sampled = config.sharded_head().is_some_and(|rate| rate < 1.0);
+    if devices <= 1 && !sampled {
         return Ok(train::<B>(config, run_dir, options, device)?);
     }
+    let devices = devices.max(1);
     let refuse = |what: &str| -> Result<(), DistributedError> {
+        let why = match devices {
+            1 => format!(
+                "1 device with {} < 1 (the sampled sharded head runs the data-parallel loop)",
+                config.sample_rate_key()
+            ),
+            _ => format!("{devices} devices"),
+        };
         Err(TrainError::config(
             "distributed.devices",
-            format!("{devices} devices: {what} is not supported by data-parallel training yet"),
+            format!("{why}: {what} is not supported by data-parallel training yet"),
         )
         .into())
     };
