@@ -202,26 +202,28 @@ impl<'de> Deserialize<'de> for HeadTable {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut table = toml::Table::deserialize(deserializer)?;
-        let center = table
-            .remove("center")
-            .map(|v| v.try_into::<CenterAux>())
-            .transpose()
-            .map_err(|e| D::Error::custom(format!("[head.center]: {e}")))?;
-        let contrastive = table
-            .remove("contrastive")
-            .map(|v| v.try_into::<ContrastiveAux>())
-            .transpose()
-            .map_err(|e| D::Error::custom(format!("[head.contrastive]: {e}")))?;
-        let sharded = table
-            .remove("sharded")
-            .map(|v| v.try_into::<bool>())
-            .transpose()
-            .map_err(|e| D::Error::custom(format!("head.sharded: {e} (true or false)")))?;
-        let sample_rate = table
-            .remove("sample_rate")
-            .map(|v| v.try_into::<f64>())
-            .transpose()
-            .map_err(|e| D::Error::custom(format!("head.sample_rate: {e} (a number in (0, 1])")))?;
+        // Keys of the table that are not the head's own: taken out before the head parses.
+        fn take<T: serde::de::DeserializeOwned, E: Error>(
+            table: &mut toml::Table,
+            key: &str,
+            describe: impl FnOnce(toml::de::Error) -> String,
+        ) -> Result<Option<T>, E> {
+            table
+                .remove(key)
+                .map(|v| v.try_into::<T>())
+                .transpose()
+                .map_err(|e| E::custom(describe(e)))
+        }
+        let center = take(&mut table, "center", |e| format!("[head.center]: {e}"))?;
+        let contrastive = take(&mut table, "contrastive", |e| {
+            format!("[head.contrastive]: {e}")
+        })?;
+        let sharded = take(&mut table, "sharded", |e| {
+            format!("head.sharded: {e} (true or false)")
+        })?;
+        let sample_rate = take(&mut table, "sample_rate", |e| {
+            format!("head.sample_rate: {e} (a number in (0, 1])")
+        })?;
         let spec = toml::Value::Table(table.clone())
             .try_into::<HeadConfig>()
             .map_err(D::Error::custom)?;

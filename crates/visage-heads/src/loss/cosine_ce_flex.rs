@@ -502,17 +502,18 @@ fn backward(s: &Saved, g: f32, need: [bool; 2]) -> (Option<Vec<f32>>, Option<Vec
     let mut dw = vec![0.0f32; if need[1] { p.c * d } else { 0 }];
     let mut w_hat_scratch = Vec::new();
     let mut z_scratch = Vec::new();
+    let mut norms_scratch: Vec<RowScale>;
     let mut grad = Vec::new();
     for (j0, j1) in p.blocks() {
         let nb = j1 - j0;
-        let (w_hat, z, norms): (&[f32], &[f32], Vec<RowScale>) = match &s.kept {
-            Some(k) => (&k.w_hat, k.logits.storage::<f32>(), k.norms.clone()),
+        let (w_hat, z, norms): (&[f32], &[f32], &[RowScale]) = match &s.kept {
+            Some(k) => (&k.w_hat, k.logits.storage::<f32>(), &k.norms),
             None => {
                 w_hat_scratch.resize(nb * d, 0.0);
                 z_scratch.resize(n * nb, 0.0);
-                let norms = normalize_rows(w, d, (j0, j1), &mut w_hat_scratch);
+                norms_scratch = normalize_rows(w, d, (j0, j1), &mut w_hat_scratch);
                 p.logits(x, &w_hat_scratch, (j0, j1), &mut z_scratch);
-                (&w_hat_scratch, &z_scratch, norms)
+                (&w_hat_scratch, &z_scratch, &norms_scratch)
             }
         };
         // G (N x nb): dL/dc of every cosine of the block.
