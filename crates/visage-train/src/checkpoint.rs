@@ -1,6 +1,9 @@
 //! Checkpoints: `RUN/checkpoints/step-00000200/` holds `model.bin` (backbone, head, centres),
 //! `optim-backbone.bin`, `optim-head.bin`, `state.json` (step, head state, baseline and best
 //! scores, training time) and `manifest.json`, the size and SHA-256 of every other file.
+//! A data-parallel run with a sharded head writes the head by shard instead of `model.bin` and
+//! `optim-head.bin`: `backbone.bin`, and `shard-R.bin` with `optim-shard-R.bin` for every rank
+//! R, each shard's class range in `state.json` ([`ShardLayout`]).
 //!
 //! A checkpoint is written into a temporary folder (`step-00000200.tmp-PID`), flushed, and
 //! renamed into place, so a crash or a full disk never leaves a half-written one and never
@@ -50,6 +53,63 @@ pub struct CheckpointState {
     /// run (0 in checkpoints written before this field existed).
     #[serde(default)]
     pub train_seconds: f64,
+    /// How the head was sharded, for checkpoints of a data-parallel run with a sharded head
+    /// (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardLayout>,
+}
+
+/// The class ranges of a sharded head's checkpoint: shard `R` (in `shard-R.bin`, its
+/// optimiser state in `optim-shard-R.bin`) holds classes `ranges[R]` (start inclusive, end
+/// exclusive), ranges in rank order covering `0..classes`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardLayout {
+    /// Number of classes over all shards.
+    pub classes: usize,
+    /// `[start, end)` of every shard, in rank order.
+    pub ranges: Vec<[usize; 2]>,
+}
+
+impl ShardLayout {
+    /// The layout of `world` shards over `classes` classes (`visage_heads::sharded::shard_range`).
+    pub fn new(classes: usize, world: usize) -> Self {
+        ShardLayout {
+            classes,
+            ranges: (0..world)
+                .map(|r| {
+                    let range = visage_heads::sharded::shard_range(classes, world, r);
+                    [range.start, range.end]
+                })
+                .collect(),
+        }
+    }
+
+    /// Number of shards.
+    pub fn world(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// The file of shard `rank`'s weights.
+    pub fn shard_file(rank: usize) -> String {
+        format!("shard-{rank}.bin")
+    }
+
+    /// The file of shard `rank`'s optimiser state.
+    pub fn optim_file(rank: usize) -> String {
+        format!("optim-shard-{rank}.bin")
+    }
+
+    /// The files a checkpoint of this layout holds besides the manifest.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = ["backbone.bin", "optim-backbone.bin", "state.json"]
+            .map(String::from)
+            .to_vec();
+        for r in 0..self.world() {
+            files.push(Self::shard_file(r));
+            files.push(Self::optim_file(r));
+        }
+        files
+    }
 }
 
 /// One file of a checkpoint's manifest.
@@ -168,11 +228,6 @@ pub fn verify_checkpoint(
     })?;
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| bad(format!("{MANIFEST} is corrupt: {e}")))?;
-    for name in CHECKPOINT_FILES {
-        if !manifest.files.iter().any(|f| f.name == name) {
-            return Err(bad(format!("{MANIFEST} does not list {name}")));
-        }
-    }
     for entry in &manifest.files {
         if entry.name.contains(['/', '\\']) || entry.name == ".." {
             return Err(bad(format!(
@@ -202,6 +257,27 @@ pub fn verify_checkpoint(
     let text = read_small(&dir.join("state.json")).map_err(bad)?;
     let state: CheckpointState =
         serde_json::from_slice(&text).map_err(|e| bad(format!("state.json is corrupt: {e}")))?;
+    let required: Vec<String> = match &state.shards {
+        None => CHECKPOINT_FILES.map(String::from).to_vec(),
+        Some(layout) => {
+            let expected = ShardLayout::new(layout.classes, layout.world());
+            if layout.world() == 0 || *layout != expected {
+                return Err(bad(format!(
+                    "state.json: shard ranges {:?} are not the split of {} classes over {} shards {:?}",
+                    layout.ranges,
+                    layout.classes,
+                    layout.world(),
+                    expected.ranges
+                )));
+            }
+            layout.files()
+        }
+    };
+    for name in &required {
+        if !manifest.files.iter().any(|f| &f.name == name) {
+            return Err(bad(format!("{MANIFEST} does not list {name}")));
+        }
+    }
     if state.config_fingerprint != fingerprint {
         return Err(bad("it was written by a run with a different config (data, backbone, head, optim, schedule or train)".into()));
     }
@@ -262,13 +338,14 @@ pub fn newest_intact(
 }
 
 /// Writes a checkpoint of `state` holding `files` (name, content; `model.bin`,
-/// `optim-backbone.bin`, `optim-head.bin`), plus `state.json` and the manifest, atomically.
+/// `optim-backbone.bin`, `optim-head.bin`, or the files of its [`ShardLayout`]), plus
+/// `state.json` and the manifest, atomically.
 /// A checkpoint of the same step that exists already is replaced only after the new one is
 /// complete. On failure nothing but the temporary folder was touched, and it is removed.
-pub fn write_checkpoint(
+pub fn write_checkpoint<N: AsRef<str>, D: AsRef<[u8]>>(
     run_dir: &Path,
     state: &CheckpointState,
-    files: &[(&str, &[u8])],
+    files: &[(N, D)],
 ) -> Result<PathBuf, TrainError> {
     let final_dir = checkpoint_dir(run_dir, state.step);
     let tmp = final_dir.with_extension(format!("tmp-{}", std::process::id()));
@@ -281,7 +358,7 @@ pub fn write_checkpoint(
         let mut entries = Vec::new();
         for (name, bytes) in files
             .iter()
-            .copied()
+            .map(|(n, d)| (n.as_ref(), d.as_ref()))
             .chain([("state.json", state_json.as_slice())])
         {
             write_new(&tmp.join(name), bytes)?;

@@ -14,7 +14,7 @@ use burn::optim::{
 };
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 
-use crate::record_file::read_record;
+use crate::record_file::{decode_record, read_record};
 use burn::tensor::{backend::AutodiffBackend, Tensor};
 
 use crate::config::{OptimConfig, OptimKind};
@@ -77,6 +77,19 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupOptimizer<M, B> {
             GroupOptimizer::AdamW(o) => Recorder::<B>::record(&recorder, o.to_record(), ()),
         }
         .expect("an optimiser record encodes")
+    }
+
+    /// Loads the optimiser state from the bytes [`GroupOptimizer::to_bytes`] wrote; an error
+    /// says what does not decode.
+    pub fn load_bytes(self, bytes: &[u8], device: &B::Device) -> Result<Self, String> {
+        Ok(match self {
+            GroupOptimizer::Sgd(o) => {
+                GroupOptimizer::Sgd(o.load_record(decode_record::<B, _>(bytes, device)?))
+            }
+            GroupOptimizer::AdamW(o) => {
+                GroupOptimizer::AdamW(o.load_record(decode_record::<B, _>(bytes, device)?))
+            }
+        })
     }
 
     /// Loads the optimiser state written from [`GroupOptimizer::to_bytes`] to `path`.

@@ -222,6 +222,54 @@ mod tests {
     }
 }
 
+/// Opens `run_dir` for a run of `config` and says whether it resumes from a checkpoint.
+///
+/// With `resume`: the folder must hold a run (`config.toml`); what an interrupted write left
+/// (temporary checkpoint folders and files) is removed and named through `say`; a run killed
+/// before its first checkpoint starts again from step 0 (its stale `metrics.jsonl` removed),
+/// and the result is `false`. Without: [`claim_run_dir`] (refusing a folder that holds
+/// another run unless `overwrite`), then the config is written first, so that a run killed at
+/// any later point can be resumed.
+pub fn open_run_dir(
+    run_dir: &Path,
+    config: &crate::TrainConfig,
+    resume: bool,
+    overwrite: bool,
+    say: &dyn Fn(String),
+) -> Result<bool, TrainError> {
+    if !resume {
+        claim_run_dir(run_dir, overwrite)?;
+        write_run_config(run_dir, config)?;
+        return Ok(false);
+    }
+    if !run_dir.join("config.toml").is_file() {
+        return Err(TrainError::Checkpoint {
+            path: run_dir.display().to_string(),
+            message: "no run to resume here (no config.toml)".into(),
+        });
+    }
+    let mut leftovers = crate::checkpoint::remove_leftovers(run_dir)?;
+    leftovers.extend(remove_temporaries(run_dir)?);
+    for leftover in leftovers {
+        say(format!(
+            "removed {} (left by an interrupted write)",
+            leftover.display()
+        ));
+    }
+    if !crate::checkpoint::list_checkpoints(run_dir).is_empty() {
+        return Ok(true);
+    }
+    say(format!(
+        "{}: no checkpoint yet; starting from step 0",
+        run_dir.display()
+    ));
+    let stale = run_dir.join("metrics.jsonl");
+    if stale.exists() {
+        std::fs::remove_file(&stale).map_err(|e| TrainError::io(&stale, e))?;
+    }
+    Ok(false)
+}
+
 /// A run to start or to continue: its config, its directory, and whether it resumes (what
 /// `visage train --config` / `--resume` resolve to before [`crate::train`]).
 #[derive(Debug, Clone)]

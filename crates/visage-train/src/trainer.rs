@@ -21,16 +21,13 @@ use visage_heads::loss::{CenterLoss, CenterLossConfig, Contrastive, ContrastiveC
 use visage_heads::{Head, HeadKind, HeadState};
 
 use crate::backbone_record::load_backbone;
-use crate::checkpoint::{
-    checkpoint_dir, list_checkpoints, newest_intact, prune, remove_leftovers, write_checkpoint,
-    CheckpointState,
-};
+use crate::checkpoint::{checkpoint_dir, newest_intact, prune, write_checkpoint, CheckpointState};
 use crate::config::{CenterAux, SamplerKind, TrainConfig};
 use crate::data::{open_eval, open_training};
 use crate::durable::{append_line, write_file};
 use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
-use crate::run_dir::{claim_run_dir, remove_temporaries, truncate_metrics, write_run_config};
+use crate::run_dir::{open_run_dir, truncate_metrics};
 use crate::schedule::learning_rate;
 use crate::TrainError;
 
@@ -99,6 +96,14 @@ pub fn config_fingerprint(config: &TrainConfig) -> String {
     c.train.checkpoint_every = 0;
     c.train.keep_checkpoints = 0;
     c.train.log_every = 1;
+    // The number of workers does not change the sequence of steps (the global batch is
+    // `batch_size` on any number): a run may resume on another number of devices.
+    if let Some(d) = c.distributed.as_mut() {
+        d.devices = 1;
+    }
+    if c.distributed == Some(Default::default()) {
+        c.distributed = None;
+    }
     let text = serde_json::to_string(&c).expect("config serialises");
     let mut h: u64 = 0xcbf29ce484222325;
     for b in text.bytes() {
@@ -154,7 +159,7 @@ fn append_metrics(path: &Path, value: serde_json::Value) -> Result<(), TrainErro
 
 /// `module` as the bytes of a Burn `.bin` record (full precision): what `BinFileRecorder`
 /// writes and reads.
-fn record_bytes<B: Backend, M: Module<B>>(module: &M) -> Vec<u8> {
+pub(crate) fn record_bytes<B: Backend, M: Module<B>>(module: &M) -> Vec<u8> {
     Recorder::<B>::record(
         &BinBytesRecorder::<FullPrecisionSettings>::default(),
         module.clone().into_record(),
@@ -273,38 +278,7 @@ pub fn train<B: AutodiffBackend>(
         }
     };
     // The run directory first: refuse a folder that holds another run before any work.
-    if options.resume {
-        if !run_dir.join("config.toml").is_file() {
-            return Err(TrainError::Checkpoint {
-                path: run_dir.display().to_string(),
-                message: "no run to resume here (no config.toml)".into(),
-            });
-        }
-        let mut leftovers = remove_leftovers(run_dir)?;
-        leftovers.extend(remove_temporaries(run_dir)?);
-        for leftover in leftovers {
-            say(format!(
-                "removed {} (left by an interrupted write)",
-                leftover.display()
-            ));
-        }
-    } else {
-        claim_run_dir(run_dir, options.overwrite)?;
-        // First, so that a run killed at any later point can be resumed.
-        write_run_config(run_dir, config)?;
-    }
-    // A run killed before its first checkpoint resumes from step 0.
-    let resuming = options.resume && !list_checkpoints(run_dir).is_empty();
-    if options.resume && !resuming {
-        say(format!(
-            "{}: no checkpoint yet; starting from step 0",
-            run_dir.display()
-        ));
-        let stale = run_dir.join("metrics.jsonl");
-        if stale.exists() {
-            std::fs::remove_file(&stale).map_err(|e| TrainError::io(&stale, e))?;
-        }
-    }
+    let resuming = open_run_dir(run_dir, config, options.resume, options.overwrite, &say)?;
     let fingerprint = config_fingerprint(config);
 
     // Data.
@@ -422,6 +396,7 @@ pub fn train<B: AutodiffBackend>(
         baseline_accuracy: None,
         best: None,
         train_seconds: 0.0,
+        shards: None,
     };
     let mut baseline = None;
     let mut skipped_checkpoints = Vec::new();
@@ -433,6 +408,14 @@ pub fn train<B: AutodiffBackend>(
         })?;
         let dir = found.dir;
         state = found.state;
+        if state.shards.is_some() {
+            return Err(TrainError::Checkpoint {
+                path: dir.display().to_string(),
+                message: "written by a data-parallel run with a sharded head: resume it with \
+                          `visage train --resume RUN --devices N` (distributed::train_on_devices)"
+                    .into(),
+            });
+        }
         if state.step == total && run_dir.join("report.json").is_file() {
             say(format!(
                 "{} finished already ({} steps): nothing to do",

@@ -378,3 +378,163 @@ fn one_device_with_a_sampled_sharded_head_samples() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn run_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("visage-dp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn on_devices(
+    c: &TrainConfig,
+    dir: &std::path::Path,
+    devices: usize,
+    resume: bool,
+    stop_after: Option<u64>,
+) -> visage_train::TrainSummary {
+    let options = TrainOptions {
+        quiet: true,
+        resume,
+        stop_after,
+        ..TrainOptions::default()
+    };
+    visage_train::distributed::train_on_devices::<B>(c, dir, &options, &Default::default(), devices)
+        .unwrap_or_else(|e| panic!("{devices} devices, resume {resume}: {e}"))
+}
+
+/// The model record `file` of a run directory, as parameter values.
+fn saved_values(c: &TrainConfig, dir: &std::path::Path, file: &str) -> Vec<f64> {
+    let fresh = visage_train::init_model::<B>(c, 6, &Default::default()).expect("init");
+    let model = visage_train::load_model(fresh, &dir.join(file), &Default::default())
+        .unwrap_or_else(|e| panic!("{file}: {e}"));
+    values(&model)
+}
+
+fn assert_losses(what: &str, got: &[(u64, f64)], want: &[(u64, f64)], tol: f64) {
+    assert!(!got.is_empty(), "{what}: no steps run");
+    for (step, loss) in got {
+        let (_, expected) = want
+            .iter()
+            .find(|(s, _)| s == step)
+            .unwrap_or_else(|| panic!("{what}: step {step} not in the reference run"));
+        assert!(
+            (loss - expected).abs() <= tol * expected.abs(),
+            "{what}, step {step}: loss {loss} vs {expected}"
+        );
+    }
+}
+
+/// Checkpoints of a sharded run hold each shard with its class range; a run stopped after
+/// step 3 (its last checkpoint at step 2) resumes on 2 workers exactly (to 1e-6) and on 3
+/// workers (the shards and their optimiser state re-cut) equal to the uninterrupted run within
+/// 1e-4 (the data-parallel equality); with SGD momentum and with AdamW (whose moments, bias
+/// included, must be re-cut too, or the steps after the resume differ).
+#[test]
+fn a_sharded_run_resumes_on_the_same_and_another_number_of_workers() {
+    let _serial = serial();
+    for (head, optim, lr) in [
+        ("kind = \"arcface\"\nscale = 8.0\nmargin = 0.2", "sgd", 0.02),
+        ("kind = \"softmax\"\nbias = true", "adamw", 0.001),
+    ] {
+        let mut c = config(
+            &format!("{head}\nsharded = true"),
+            "checkpoint_every = 2\nkeep_checkpoints = 5",
+        );
+        c.train.steps = Some(6);
+        c.optim = toml::from_str(&format!("kind = \"{optim}\"\nlr = {lr}")).unwrap();
+        let whole_dir = run_dir("whole");
+        let whole = on_devices(&c, &whole_dir, 2, false, None);
+        assert_eq!(whole.losses.len(), 6);
+        let want = saved_values(&c, &whole_dir, "model.bin");
+
+        // The checkpoint's files and layout.
+        let ck = whole_dir.join("checkpoints/step-00000002");
+        for f in [
+            "backbone.bin",
+            "optim-backbone.bin",
+            "shard-0.bin",
+            "shard-1.bin",
+        ] {
+            assert!(ck.join(f).is_file(), "{f} in {}", ck.display());
+        }
+        assert!(!ck.join("model.bin").exists());
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(ck.join("state.json")).unwrap()).unwrap();
+        assert_eq!(
+            state["shards"]["ranges"],
+            serde_json::json!([[0, 3], [3, 6]])
+        );
+
+        for (devices, tol) in [(2, 1e-6), (3, 1e-4)] {
+            let what = format!("{head} ({optim}), stopped on 2 workers, resumed on {devices}");
+            let dir = run_dir("stopped");
+            let stopped = on_devices(&c, &dir, 2, false, Some(3));
+            assert!(stopped.interrupted, "{what}");
+            assert_losses(&what, &stopped.losses, &whole.losses, 1e-6);
+            let resumed = on_devices(&c, &dir, devices, true, None);
+            assert_eq!(resumed.losses.first().map(|l| l.0), Some(2), "{what}");
+            assert_eq!(resumed.losses.len(), 4, "{what}");
+            eprintln!("{what}: {:?} vs {:?}", resumed.losses, whole.losses);
+            assert_losses(&what, &resumed.losses, &whole.losses, tol);
+            assert_rel(&what, &saved_values(&c, &dir, "model.bin"), &want, tol);
+            // The checkpoints written after the resume have the new layout.
+            let last = dir.join("checkpoints/step-00000006/state.json");
+            let state: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(last).unwrap()).unwrap();
+            assert_eq!(
+                state["shards"]["ranges"].as_array().map(Vec::len),
+                Some(devices),
+                "{what}"
+            );
+            // Metrics: one line per step, none twice.
+            let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+            assert_eq!(metrics.lines().count(), 6, "{what}: {metrics}");
+            // Resuming a finished run does nothing.
+            let again = on_devices(&c, &dir, devices, true, None);
+            assert!(again.already_finished && again.losses.is_empty(), "{what}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        let _ = std::fs::remove_dir_all(&whole_dir);
+    }
+}
+
+/// A replicated data-parallel run writes the single-device checkpoint: stopped on 2 workers,
+/// it resumes on 1 device (the ordinary trainer) and on 3 workers, equal to the uninterrupted
+/// run; a corrupted newest checkpoint is skipped (named) for the older one.
+#[test]
+fn a_replicated_run_resumes_on_any_number_of_devices_and_skips_a_corrupt_checkpoint() {
+    let _serial = serial();
+    let mut c = config(
+        "kind = \"cosface\"\nscale = 16.0\nmargin = 0.2",
+        "checkpoint_every = 1\nkeep_checkpoints = 5",
+    );
+    c.train.steps = Some(5);
+    let whole_dir = run_dir("replicated-whole");
+    let whole = on_devices(&c, &whole_dir, 2, false, None);
+    // Both trainers write the final checkpoint's model.bin (the same format).
+    let last = "checkpoints/step-00000005/model.bin";
+    let want = saved_values(&c, &whole_dir, last);
+    for devices in [1, 3] {
+        let what = format!("replicated, stopped on 2 workers, resumed on {devices}");
+        let dir = run_dir("replicated");
+        on_devices(&c, &dir, 2, false, Some(3));
+        // Corrupt the newest checkpoint: the resume goes back to step 2.
+        let shard = dir.join("checkpoints/step-00000003/optim-head.bin");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x5a;
+        std::fs::write(&shard, bytes).unwrap();
+        let resumed = on_devices(&c, &dir, devices, true, None);
+        assert_eq!(resumed.skipped_checkpoints.len(), 1, "{what}");
+        assert!(
+            resumed.skipped_checkpoints[0].contains("optim-head.bin"),
+            "{what}: {:?}",
+            resumed.skipped_checkpoints
+        );
+        assert_eq!(resumed.losses.first().map(|l| l.0), Some(2), "{what}");
+        assert_losses(&what, &resumed.losses, &whole.losses, 1e-4);
+        assert_rel(&what, &saved_values(&c, &dir, last), &want, 1e-4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let _ = std::fs::remove_dir_all(&whole_dir);
+}

@@ -1,6 +1,7 @@
 //! Local data-parallel training: one worker thread per device, gradients averaged each step
 //! with burn-collective's all-reduce (see the module documentation of [`super`]).
 
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Element, Int, Tensor, TensorData, TensorPrimitive};
+use serde_json::json;
 use visage_backbones::Backbone;
 use visage_data::augment::augment;
 use visage_data::rng::SplitMix64;
@@ -21,11 +23,16 @@ use visage_data::{AugmentConfig, DataError, ImageBatcher, SampleSource};
 use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
 use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
 
+use super::checkpoint::{checkpoint_files, fresh_shards, load_start, ShardStart, Start};
 use super::{CollectiveExchange, DistributedError};
+use crate::checkpoint::{newest_intact, prune, write_checkpoint, CheckpointState, ShardLayout};
 use crate::config::{SamplerKind, TrainConfig};
 use crate::data::open_training;
+use crate::durable::append_line;
 use crate::optim::{clip_global_norm, GroupOptimizer};
+use crate::run_dir::truncate_metrics;
 use crate::schedule::learning_rate;
+use crate::trainer::{config_fingerprint, record_bytes};
 use crate::{init_model, TrainError, Trainee};
 
 /// burn-collective keeps one local server per backend type in the process: one run at a time
@@ -47,7 +54,30 @@ pub struct DataParallelSummary<B: AutodiffBackend> {
     pub train_seconds: f64,
     /// Training images per second (all workers together).
     pub images_per_second: f64,
+    /// The step the run started from (0, or the checkpoint it resumed from).
+    pub start_step: u64,
+    /// Whether it stopped at `stop_after` before the run's last step.
+    pub interrupted: bool,
+    /// Seconds of training over every invocation of the run (with a run directory).
+    pub total_train_seconds: f64,
+    /// Checkpoints that failed verification on resume and were skipped, with the reason.
+    pub skipped_checkpoints: Vec<String>,
 }
+
+/// The run directory of a data-parallel run ([`super::train_on_devices`]): metrics and
+/// checkpoints are written there, and a run may resume from its newest intact checkpoint.
+pub(crate) struct RunFiles<'a> {
+    /// The run directory (claimed or checked by the caller).
+    pub run_dir: &'a Path,
+    /// Continue from the newest intact checkpoint (the caller found at least one).
+    pub resume: bool,
+    /// Stop after this many steps, as if killed (no checkpoint at that step but the periodic
+    /// ones).
+    pub stop_after: Option<u64>,
+}
+
+/// A shard's record and its optimiser state, encoded.
+type ShardFiles = (Vec<u8>, Vec<u8>);
 
 /// Everything the workers share, read-only.
 struct Plan<'a> {
@@ -59,10 +89,20 @@ struct Plan<'a> {
     in_channels: usize,
     augment: AugmentConfig,
     world: usize,
-    /// The sample rate when the head is sharded over the workers.
-    shard_head: Option<f64>,
     /// `(worker, step)` at which a worker fails on purpose (tests of failure handling).
     fault: Option<(usize, u64)>,
+    /// Steps `start..end` run in this invocation.
+    start: u64,
+    end: u64,
+    /// The checkpoint state the run starts from (step 0's for a new run).
+    state: CheckpointState,
+    /// Where metrics and checkpoints go (none: the library call without a run directory).
+    metrics: Option<PathBuf>,
+    run_dir: Option<&'a Path>,
+    /// With a sharded head: the class ranges, and where the workers leave their shard's
+    /// record and optimiser state for worker 0 to write the checkpoint.
+    layout: Option<ShardLayout>,
+    deposits: Mutex<Vec<Option<ShardFiles>>>,
 }
 
 impl Plan<'_> {
@@ -81,8 +121,9 @@ impl Plan<'_> {
 }
 
 /// Trains `config` for its `train.steps` (or epochs) on `devices.len()` workers, one thread
-/// per device, and returns the losses and the trained model. Held-out evaluation, checkpoints
-/// and the run directory are those of [`crate::train`] on one device and are not done here.
+/// per device, and returns the losses and the trained model, without a run directory (no
+/// metrics, no checkpoints: [`super::train_on_devices`] runs the same loop in one, with
+/// checkpoints and resume).
 ///
 /// `train.batch_size` is the global batch: worker `r` of `W` takes items `[r B/W, (r+1) B/W)`
 /// of every global batch (augmented with the draws the item has in the one-device loop), so
@@ -108,6 +149,16 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
     config: &TrainConfig,
     devices: &[B::Device],
     fault: Option<(usize, u64)>,
+) -> Result<DataParallelSummary<B>, DistributedError> {
+    run_data_parallel(config, devices, fault, None)
+}
+
+/// The data-parallel run, with or without a run directory (`files`).
+pub(crate) fn run_data_parallel<B: AutodiffBackend>(
+    config: &TrainConfig,
+    devices: &[B::Device],
+    fault: Option<(usize, u64)>,
+    files: Option<&RunFiles<'_>>,
 ) -> Result<DataParallelSummary<B>, DistributedError> {
     config.validate_static()?;
     let world = devices.len();
@@ -145,8 +196,26 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
             ..AugmentConfig::default()
         },
         world,
-        shard_head: config.sharded_head(),
         fault,
+        start: 0,
+        end: 0,
+        state: CheckpointState {
+            step: 0,
+            head_state: HeadState::default(),
+            config_fingerprint: config_fingerprint(config),
+            baseline_accuracy: None,
+            best: None,
+            train_seconds: 0.0,
+            shards: config
+                .sharded_head()
+                .map(|_| ShardLayout::new(classes, world)),
+        },
+        metrics: files.map(|f| f.run_dir.join("metrics.jsonl")),
+        run_dir: files.map(|f| f.run_dir),
+        layout: config
+            .sharded_head()
+            .map(|_| ShardLayout::new(classes, world)),
+        deposits: Mutex::new(vec![None; world]),
     };
     plan.batches_per_epoch = plan.batches(0)?.len() as u64;
     if plan.batches_per_epoch == 0 {
@@ -166,6 +235,48 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
     let _only_run = COLLECTIVE.lock().unwrap_or_else(|p| p.into_inner());
     // Drawn under the lock: the seeded draw uses the backend's process-wide generator.
     let model = init_model::<B>(config, classes, &devices[0])?;
+    let mut skipped_checkpoints = Vec::new();
+    let start = match files.filter(|f| f.resume) {
+        Some(f) => {
+            let found = newest_intact(
+                f.run_dir,
+                &plan.state.config_fingerprint,
+                Some(plan.total),
+                |e| {
+                    // Always said: the run goes on from an older checkpoint.
+                    eprintln!("skipping {e}");
+                    skipped_checkpoints.push(e.to_string());
+                },
+            )?;
+            if let Some(metrics) = &plan.metrics {
+                truncate_metrics(metrics, found.state.step)?;
+            }
+            let start = load_start(config, &found, model, world, &devices[0])?;
+            plan.state = found.state;
+            plan.state.shards = plan.layout.clone();
+            start
+        }
+        None => Start {
+            shards: fresh_shards(config, &model, world).map_err(|e| DistributedError::Shard {
+                worker: 0,
+                source: Box::new(e),
+            })?,
+            model,
+            optim_backbone: None,
+            optim_head: None,
+        },
+    };
+    plan.start = plan.state.step;
+    plan.end = files
+        .and_then(|f| f.stop_after)
+        .map_or(plan.total, |s| s.clamp(plan.start, plan.total));
+    let Start {
+        model,
+        optim_backbone,
+        optim_head,
+        shards,
+    } = start;
+    let mut shards: Vec<Option<ShardStart<B>>> = shards.into_iter().map(Some).collect();
     reset_collective::<B::InnerBackend>();
     let started = Instant::now();
     let results: Vec<Result<WorkerOut<B>, DistributedError>> = std::thread::scope(|s| {
@@ -173,9 +284,17 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
             .iter()
             .enumerate()
             .map(|(rank, device)| {
-                let replica = model.clone().fork(device);
+                let given = WorkerStart {
+                    model: model.clone().fork(device),
+                    shard: shards
+                        .get_mut(rank)
+                        .and_then(Option::take)
+                        .map(|(shard, optim)| (shard.fork(device), optim)),
+                    optim_backbone: optim_backbone.clone(),
+                    optim_head: optim_head.clone(),
+                };
                 let plan = &plan;
-                s.spawn(move || worker::<B>(rank, device.clone(), replica, plan))
+                s.spawn(move || worker::<B>(rank, device.clone(), given, plan))
             })
             .collect();
         handles
@@ -221,11 +340,15 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
         head_state: out.head_state,
         workers: world,
         train_seconds: seconds,
+        start_step: plan.start,
+        interrupted: plan.end < plan.total,
+        total_train_seconds: plan.state.train_seconds + seconds,
+        skipped_checkpoints,
     })
 }
 
 /// The full head from its shards (in rank order): weights (and bias) concatenated by rows.
-fn assemble<B: AutodiffBackend>(
+pub(crate) fn assemble<B: AutodiffBackend>(
     config: &TrainConfig,
     classes: usize,
     shards: Vec<ShardedHead<B>>,
@@ -363,10 +486,19 @@ impl Fail {
     }
 }
 
+/// What one worker starts from: its replica of the model, its shard (sharded head) and the
+/// optimiser states to resume (record bytes).
+struct WorkerStart<B: AutodiffBackend> {
+    model: Trainee<B>,
+    shard: Option<ShardStart<B>>,
+    optim_backbone: Option<Vec<u8>>,
+    optim_head: Option<Vec<u8>>,
+}
+
 fn worker<B: AutodiffBackend>(
     rank: usize,
     device: B::Device,
-    model: Trainee<B>,
+    given: WorkerStart<B>,
     plan: &Plan<'_>,
 ) -> Result<WorkerOut<B>, DistributedError> {
     let peer = PeerId::from(rank);
@@ -377,7 +509,7 @@ fn worker<B: AutodiffBackend>(
         CollectiveConfig::default().with_num_devices(plan.world),
     )
     .map_err(fail.collective("register"))?;
-    let result = run_worker::<B>(rank, peer, &device, model, plan);
+    let result = run_worker::<B>(rank, peer, &device, given, plan);
     // Unregister even after an error.
     let finished =
         finish_collective::<B::InnerBackend>(peer).map_err(fail.collective("finish_collective"));
@@ -420,35 +552,66 @@ fn run_worker<B: AutodiffBackend>(
     rank: usize,
     peer: PeerId,
     device: &B::Device,
-    mut model: Trainee<B>,
+    given: WorkerStart<B>,
     plan: &Plan<'_>,
 ) -> Result<WorkerOut<B>, DistributedError> {
     let fail = Fail { rank };
     let config = plan.config;
     let world = plan.world;
+    let WorkerStart {
+        mut model,
+        shard,
+        optim_backbone,
+        optim_head,
+    } = given;
     check_identical::<B>(rank, peer, &model, device, world)?;
-    let mut shard = match plan.shard_head {
-        Some(rate) => Some(
-            ShardedHead::from_head(&model.head, world, rank)
-                .and_then(|s| s.with_sampling(rate, config.train.seed))
-                .map_err(|e| fail.shard(e))?,
-        ),
-        None => None,
-    };
     let exchange = CollectiveExchange {
         rank,
         world_size: world,
     };
+    let resumed = |what: &str, e: String| {
+        fail.train(TrainError::Checkpoint {
+            path: plan
+                .run_dir
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            message: format!("{what}: {e}"),
+        })
+    };
     let mut opt_backbone =
         GroupOptimizer::<Backbone<B>, B>::new(&config.optim, config.optim.weight_decay());
+    if let Some(bytes) = &optim_backbone {
+        opt_backbone = opt_backbone
+            .load_bytes(bytes, device)
+            .map_err(|e| resumed("optim-backbone.bin", e))?;
+    }
     let mut opt_head =
         GroupOptimizer::<Head<B>, B>::new(&config.optim, config.optim.head_weight_decay());
+    if let Some(bytes) = &optim_head {
+        opt_head = opt_head
+            .load_bytes(bytes, device)
+            .map_err(|e| resumed("optim-head.bin", e))?;
+    }
     let mut opt_shard =
         GroupOptimizer::<ShardedHead<B>, B>::new(&config.optim, config.optim.head_weight_decay());
-    let mut head_state = HeadState::default();
-    let mut losses = Vec::with_capacity(plan.total as usize);
+    let mut shard = match shard {
+        Some((shard, Some(bytes))) => {
+            opt_shard = opt_shard
+                .load_bytes(&bytes, device)
+                .map_err(|e| resumed(&ShardLayout::optim_file(rank), e))?;
+            Some(shard)
+        }
+        Some((shard, None)) => Some(shard),
+        None => None,
+    };
+    let mut head_state = plan.state.head_state.clone();
+    let mut losses = Vec::with_capacity((plan.end - plan.start) as usize);
     let mut cached: Option<(u64, Vec<Vec<usize>>)> = None;
-    for step in 0..plan.total {
+    // An error of worker 0's writing (metrics, checkpoint), told to the others at the next
+    // step's status exchange.
+    let mut pending: Option<TrainError> = None;
+    let started = Instant::now();
+    for step in plan.start..plan.end {
         let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
         if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
             cached = Some((epoch, plan.batches(epoch).map_err(|e| fail.train(e))?));
@@ -458,6 +621,9 @@ fn run_worker<B: AutodiffBackend>(
         // (unreadable image, injected fault, panic) tells the others, and every worker stops
         // with an error naming it instead of waiting for it in a later all-reduce.
         let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Some(e) = pending.take() {
+                return Err(e);
+            }
             if plan.fault == Some((rank, step)) {
                 return Err(TrainError::config(
                     "distributed",
@@ -570,6 +736,52 @@ fn run_worker<B: AutodiffBackend>(
         model.backbone = opt_backbone.step(lr, model.backbone, g_backbone);
         head_state.advance();
         losses.push((step, loss_value));
+
+        let done = step + 1;
+        if let (0, Some(metrics)) = (rank, &plan.metrics) {
+            let line = json!({"step": done, "loss": loss_value, "lr": lr, "workers": world});
+            if let Err(e) = append_line(metrics, &line.to_string()) {
+                pending.get_or_insert(e);
+            }
+        }
+        let every = config.train.checkpoint_every;
+        let checkpoint = (every > 0 && done.is_multiple_of(every)) || done == plan.total;
+        if let (true, Some(run_dir)) = (checkpoint, plan.run_dir) {
+            // With a sharded head every worker leaves its shard for worker 0; the status
+            // exchange after it is the barrier that makes sure all of them have.
+            if let Some(current) = &shard {
+                let mut deposits = plan.deposits.lock().unwrap_or_else(|p| p.into_inner());
+                deposits[rank] = Some((record_bytes(current), opt_shard.to_bytes()));
+                drop(deposits);
+                exchange_status::<B>(rank, peer, false, device, world)?;
+            }
+            if rank == 0 {
+                let state = CheckpointState {
+                    step: done,
+                    head_state: head_state.clone(),
+                    train_seconds: plan.state.train_seconds + started.elapsed().as_secs_f64(),
+                    ..plan.state.clone()
+                };
+                let shards = plan.layout.as_ref().map(|_| {
+                    let mut deposits = plan.deposits.lock().unwrap_or_else(|p| p.into_inner());
+                    deposits
+                        .iter_mut()
+                        .map(|d| d.take().unwrap_or_default())
+                        .collect()
+                });
+                let files =
+                    checkpoint_files(&model, opt_backbone.to_bytes(), opt_head.to_bytes(), shards);
+                match write_checkpoint(run_dir, &state, &files) {
+                    Ok(_) => prune(run_dir, config.train.keep_checkpoints, None),
+                    Err(e) => {
+                        pending.get_or_insert(e);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(e) = pending {
+        return Err(fail.train(e));
     }
     Ok(WorkerOut {
         losses,

@@ -22,10 +22,12 @@
 //! the rows of a batch (triplet, contrastive, center loss, dynamic AdaCos's batch scale) are
 //! refused.
 
+mod checkpoint;
 mod config;
 mod data_parallel;
 mod error;
 mod exchange;
+mod reshard;
 mod run;
 
 pub use config::DistributedConfig;

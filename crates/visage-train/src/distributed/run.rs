@@ -3,19 +3,25 @@
 use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
-use serde_json::json;
 
-use super::{train_data_parallel, DistributedError};
-use crate::durable::append_line;
-use crate::run_dir::{claim_run_dir, write_run_config};
+use super::data_parallel::{run_data_parallel, RunFiles};
+use super::DistributedError;
+use crate::run_dir::open_run_dir;
 use crate::{save_model, train, TrainConfig, TrainError, TrainOptions, TrainSummary};
 
 /// Trains `config` in `run_dir` on `devices` workers of `device`'s kind (one clone of
-/// `device` per worker; on the CPU, flex devices): [`crate::train`] for `devices <= 1`, else
-/// [`train_data_parallel`], writing `config.toml`, one `metrics.jsonl` line per step
-/// (`{"step", "loss", "workers"}`) and the trained model as `model.bin`. Resume, early stop
-/// and held-out evaluation are single-device features for now: asking for them with
-/// `devices > 1` is an error naming the option.
+/// `device` per worker; on the CPU, flex devices).
+///
+/// A replicated head on one device is [`crate::train`]. Otherwise (several devices, or a
+/// sharded head on any number, one included) it is the data-parallel loop, which writes
+/// `config.toml`, one `metrics.jsonl` line per step (`{"step", "loss", "lr", "workers"}`),
+/// checkpoints every `train.checkpoint_every` steps and at the end (see
+/// `checkpoint` for their files: a sharded head is written shard by shard), and the trained
+/// model (the shards joined) as `model.bin`. `options.resume` continues from the newest
+/// intact checkpoint on any number of devices (a sharded head is re-sharded);
+/// `options.stop_after` stops as if killed. Starting from a model record and held-out
+/// evaluation are single-device features for now: asking for them here is an error naming
+/// the option.
 pub fn train_on_devices<B: AutodiffBackend>(
     config: &TrainConfig,
     run_dir: &Path,
@@ -23,20 +29,16 @@ pub fn train_on_devices<B: AutodiffBackend>(
     device: &B::Device,
     devices: usize,
 ) -> Result<TrainSummary, DistributedError> {
-    // A sharded head that samples its classes (Partial FC v2) runs the data-parallel loop even
-    // on one device: the single-device trainer has no sampling. Sharded at rate 1 on one
-    // device is the full head, which the single-device trainer runs as it is.
-    let sampled = config.sharded_head().is_some_and(|rate| rate < 1.0);
-    if devices <= 1 && !sampled {
+    // A sharded head runs the data-parallel loop even on one device: the single-device
+    // trainer has no class sampling and writes no shards.
+    let sharded = config.sharded_head().is_some();
+    if devices <= 1 && !sharded {
         return Ok(train::<B>(config, run_dir, options, device)?);
     }
     let devices = devices.max(1);
     let refuse = |what: &str| -> Result<(), DistributedError> {
         let why = match devices {
-            1 => format!(
-                "1 device with {} < 1 (the sampled sharded head runs the data-parallel loop)",
-                config.sample_rate_key()
-            ),
+            1 => "1 device with a sharded head (which runs the data-parallel loop)".to_string(),
             _ => format!("{devices} devices"),
         };
         Err(TrainError::config(
@@ -45,34 +47,36 @@ pub fn train_on_devices<B: AutodiffBackend>(
         )
         .into())
     };
-    if options.resume {
-        refuse("--resume")?;
-    }
-    if options.stop_after.is_some() {
-        refuse("--stop-after")?;
-    }
     if options.initial_model.is_some() || config.train.init_backbone.is_some() {
         refuse("starting from a model record")?;
     }
     if config.eval.is_some() {
         refuse("held-out evaluation ([eval])")?;
     }
-    claim_run_dir(run_dir, options.overwrite)?;
-    write_run_config(run_dir, config)?;
-    let summary = train_data_parallel::<B>(config, &vec![device.clone(); devices])?;
-    let metrics = run_dir.join("metrics.jsonl");
-    for (step, loss) in &summary.losses {
-        append_line(
-            &metrics,
-            &json!({"step": step + 1, "loss": loss, "workers": devices}).to_string(),
-        )?;
+    let say = |s: String| {
+        if !options.quiet {
+            eprintln!("{s}");
+        }
+    };
+    let resume = open_run_dir(run_dir, config, options.resume, options.overwrite, &say)?;
+    let files = RunFiles {
+        run_dir,
+        resume,
+        stop_after: options.stop_after,
+    };
+    let summary =
+        run_data_parallel::<B>(config, &vec![device.clone(); devices], None, Some(&files))?;
+    let model_file = run_dir.join("model.bin");
+    let already_finished = resume && summary.losses.is_empty() && model_file.is_file();
+    if !summary.interrupted && !already_finished {
+        save_model(&summary.model, &model_file)?;
     }
-    save_model(&summary.model, &run_dir.join("model"))?;
-    if !options.quiet {
+    if !options.quiet && !already_finished {
         eprintln!(
-            "{} workers: {} steps, {:.1} images/s",
+            "{} workers: steps {}..{}, {:.1} images/s",
             devices,
-            summary.losses.len(),
+            summary.start_step,
+            summary.start_step + summary.losses.len() as u64,
             summary.images_per_second
         );
     }
@@ -81,10 +85,14 @@ pub fn train_on_devices<B: AutodiffBackend>(
         losses: summary.losses,
         baseline: None,
         report: None,
-        train_seconds: summary.train_seconds,
+        train_seconds: if already_finished {
+            summary.total_train_seconds
+        } else {
+            summary.train_seconds
+        },
         images_per_second: summary.images_per_second,
-        interrupted: false,
-        already_finished: false,
-        skipped_checkpoints: Vec::new(),
+        interrupted: summary.interrupted,
+        already_finished,
+        skipped_checkpoints: summary.skipped_checkpoints,
     })
 }
