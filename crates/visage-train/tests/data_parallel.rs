@@ -257,6 +257,34 @@ fn a_failing_worker_stops_the_others_with_an_error_naming_it() {
             "shard_head = {shard}: {err}"
         );
     }
+    // A worker that dies inside a step (a panic after the status exchange), while the others
+    // wait for it in the step's all-reduces: the run stops within a bounded time with the
+    // panicking worker's error.
+    for shard in [false, true] {
+        let mut c = config("kind = \"softmax\"", "");
+        c.distributed = Some(visage_train::distributed::DistributedConfig {
+            devices: 3,
+            shard_head: shard,
+            sample_rate: 1.0,
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let r = visage_train::distributed::train_data_parallel_with_panic::<B>(
+                &c,
+                &devices_of::<B>(3),
+                (1, 2),
+            );
+            let _ = tx.send(r.map(|s| s.losses.len()).map_err(|e| e.to_string()));
+        });
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("the run stopped within the deadline (no hang)");
+        let err = result.expect_err("a worker panicked");
+        assert!(
+            err.contains("worker 1 panicked") && err.contains("injected panic at step 2"),
+            "shard_head = {shard}: {err}"
+        );
+    }
     // The collective is usable again after a failed run.
     let c = config("kind = \"softmax\"", "");
     let ok = train_data_parallel::<B>(&c, &devices_of::<B>(2)).expect("a run after a failure");

@@ -76,6 +76,21 @@ pub(crate) struct RunFiles<'a> {
     pub stop_after: Option<u64>,
 }
 
+/// A failure injected on purpose: worker `worker` at step `step`, either as an error reading
+/// its part of the batch or (`panic`) as a panic after the step's status exchange, while the
+/// others go on into the step's all-reduces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Fault {
+    worker: usize,
+    step: u64,
+    panic: bool,
+}
+
+/// How long the other workers are given to stop on their own after a worker failed, before
+/// the collective is reset under them (which ends every all-reduce they wait in with an
+/// error).
+const FAILURE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A shard's record and its optimiser state, encoded.
 type ShardFiles = (Vec<u8>, Vec<u8>);
 
@@ -89,8 +104,8 @@ struct Plan<'a> {
     in_channels: usize,
     augment: AugmentConfig,
     world: usize,
-    /// `(worker, step)` at which a worker fails on purpose (tests of failure handling).
-    fault: Option<(usize, u64)>,
+    /// Where a worker fails on purpose (tests of failure handling).
+    fault: Option<Fault>,
     /// Steps `start..end` run in this invocation.
     start: u64,
     end: u64,
@@ -150,14 +165,36 @@ pub fn train_data_parallel_with_fault<B: AutodiffBackend>(
     devices: &[B::Device],
     fault: Option<(usize, u64)>,
 ) -> Result<DataParallelSummary<B>, DistributedError> {
+    let fault = fault.map(|(worker, step)| Fault {
+        worker,
+        step,
+        panic: false,
+    });
     run_data_parallel(config, devices, fault, None)
+}
+
+/// [`train_data_parallel`] with worker `fault.0` panicking at step `fault.1` after it read its
+/// part of the batch, while the others go on into the step's all-reduces and wait there: the
+/// run must stop within a bounded time with that worker's error (tests of failure handling).
+#[doc(hidden)]
+pub fn train_data_parallel_with_panic<B: AutodiffBackend>(
+    config: &TrainConfig,
+    devices: &[B::Device],
+    fault: (usize, u64),
+) -> Result<DataParallelSummary<B>, DistributedError> {
+    let fault = Fault {
+        worker: fault.0,
+        step: fault.1,
+        panic: true,
+    };
+    run_data_parallel(config, devices, Some(fault), None)
 }
 
 /// The data-parallel run, with or without a run directory (`files`).
 pub(crate) fn run_data_parallel<B: AutodiffBackend>(
     config: &TrainConfig,
     devices: &[B::Device],
-    fault: Option<(usize, u64)>,
+    fault: Option<Fault>,
     files: Option<&RunFiles<'_>>,
 ) -> Result<DataParallelSummary<B>, DistributedError> {
     config.validate_static()?;
@@ -279,8 +316,9 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
     let mut shards: Vec<Option<ShardStart<B>>> = shards.into_iter().map(Some).collect();
     reset_collective::<B::InnerBackend>();
     let started = Instant::now();
+    let mut first_failure = None;
     let results: Vec<Result<WorkerOut<B>, DistributedError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = devices
+        let mut handles: Vec<_> = devices
             .iter()
             .enumerate()
             .map(|(rank, device)| {
@@ -294,28 +332,65 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
                     optim_head: optim_head.clone(),
                 };
                 let plan = &plan;
-                s.spawn(move || worker::<B>(rank, device.clone(), given, plan))
+                Some(s.spawn(move || worker::<B>(rank, device.clone(), given, plan)))
             })
             .collect();
-        handles
+        // Watch the workers: once one has failed (an error or a panic), the others can finish
+        // no all-reduce; give them FAILURE_GRACE to stop on their own (a failure seen at the
+        // step's status exchange), then reset the collective, which ends the all-reduces they
+        // wait in with an error, so that nothing hangs.
+        let mut results: Vec<Option<Result<WorkerOut<B>, DistributedError>>> =
+            (0..world).map(|_| None).collect();
+        let mut failed_at: Option<Instant> = None;
+        while handles.iter().any(Option::is_some) {
+            for (rank, slot) in handles.iter_mut().enumerate() {
+                if !slot.as_ref().is_some_and(|h| h.is_finished()) {
+                    continue;
+                }
+                let result = slot
+                    .take()
+                    .expect("finished")
+                    .join()
+                    .unwrap_or_else(|panic| {
+                        Err(DistributedError::Panicked {
+                            worker: rank,
+                            message: panic_message(&*panic),
+                        })
+                    });
+                if result.is_err() && first_failure.is_none() {
+                    first_failure = Some(rank);
+                    failed_at = Some(Instant::now());
+                }
+                results[rank] = Some(result);
+            }
+            if failed_at.is_some_and(|t| t.elapsed() > FAILURE_GRACE) {
+                reset_collective::<B::InnerBackend>();
+                failed_at = None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        results
             .into_iter()
-            .enumerate()
-            .map(|(rank, h)| {
-                h.join().unwrap_or_else(|panic| {
-                    Err(DistributedError::Panicked {
-                        worker: rank,
-                        message: panic_message(&*panic),
-                    })
-                })
-            })
+            .map(|r| r.expect("every worker joined"))
             .collect()
     });
     reset_collective::<B::InnerBackend>();
     let seconds = started.elapsed().as_secs_f64();
-    // The cause first: a worker's own error before the others' reports of it.
+    // The cause first: the first worker to fail, unless it only reported another's failure;
+    // then a worker's own error before the others' reports of it.
+    let mut results: Vec<Option<Result<WorkerOut<B>, DistributedError>>> =
+        results.into_iter().map(Some).collect();
+    if let Some(rank) = first_failure {
+        if let Some(Err(e)) = results[rank].take() {
+            if !matches!(e, DistributedError::PeerFailed { .. }) {
+                return Err(e);
+            }
+            results[rank] = Some(Err(e));
+        }
+    }
     let mut outs = Vec::with_capacity(world);
     let mut reports = None;
-    for r in results {
+    for r in results.into_iter().flatten() {
         match r {
             Ok(out) => outs.push(out),
             Err(e @ DistributedError::PeerFailed { .. }) => {
@@ -624,7 +699,13 @@ fn run_worker<B: AutodiffBackend>(
             if let Some(e) = pending.take() {
                 return Err(e);
             }
-            if plan.fault == Some((rank, step)) {
+            if plan.fault
+                == Some(Fault {
+                    worker: rank,
+                    step,
+                    panic: false,
+                })
+            {
                 return Err(TrainError::config(
                     "distributed",
                     format!("injected fault at step {step}"),
@@ -653,6 +734,15 @@ fn run_worker<B: AutodiffBackend>(
             }
             Ok(part) => part,
         };
+        if plan.fault
+            == Some(Fault {
+                worker: rank,
+                step,
+                panic: true,
+            })
+        {
+            panic!("injected panic at step {step}");
+        }
         let embeddings = model.backbone.forward(batch.images);
         let lr = learning_rate(&config.schedule, config.optim.lr(), step, plan.total);
         let head_lr = learning_rate(&config.schedule, config.optim.head_lr(), step, plan.total);

@@ -31,7 +31,10 @@ mod reshard;
 mod run;
 
 pub use config::DistributedConfig;
-pub use data_parallel::{train_data_parallel, train_data_parallel_with_fault, DataParallelSummary};
+pub use data_parallel::{
+    train_data_parallel, train_data_parallel_with_fault, train_data_parallel_with_panic,
+    DataParallelSummary,
+};
 pub use error::DistributedError;
 pub use exchange::CollectiveExchange;
 pub use run::train_on_devices;
