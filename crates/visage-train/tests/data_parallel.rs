@@ -517,6 +517,10 @@ fn a_sharded_run_resumes_on_the_same_and_another_number_of_workers() {
             // Metrics: one line per step, none twice.
             let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
             assert_eq!(metrics.lines().count(), 6, "{what}: {metrics}");
+            let report: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+            assert_eq!(report["steps"], 6, "{what}");
+            assert_eq!(report["workers"], devices, "{what}");
             // Resuming a finished run does nothing.
             let again = on_devices(&c, &dir, devices, true, None);
             assert!(again.already_finished && again.losses.is_empty(), "{what}");

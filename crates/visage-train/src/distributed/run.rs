@@ -6,6 +6,9 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::data_parallel::{run_data_parallel, RunFiles};
 use super::DistributedError;
+use serde_json::json;
+
+use crate::durable::write_file;
 use crate::run_dir::open_run_dir;
 use crate::{save_model, train, TrainConfig, TrainError, TrainOptions, TrainSummary};
 
@@ -15,9 +18,9 @@ use crate::{save_model, train, TrainConfig, TrainError, TrainOptions, TrainSumma
 /// A replicated head on one device is [`crate::train`]. Otherwise (several devices, or a
 /// sharded head on any number, one included) it is the data-parallel loop, which writes
 /// `config.toml`, one `metrics.jsonl` line per step (`{"step", "loss", "lr", "workers"}`),
-/// checkpoints every `train.checkpoint_every` steps and at the end (see
-/// `checkpoint` for their files: a sharded head is written shard by shard), and the trained
-/// model (the shards joined) as `model.bin`. `options.resume` continues from the newest
+/// checkpoints every `train.checkpoint_every` steps and at the end (a sharded head is written
+/// shard by shard, see docs/scaling-out.md), the trained model (the shards joined) as
+/// `model.bin`, and `report.json` (config, steps, workers, training time and images/s). `options.resume` continues from the newest
 /// intact checkpoint on any number of devices (a sharded head is re-sharded);
 /// `options.stop_after` stops as if killed. Starting from a model record and held-out
 /// evaluation are single-device features for now: asking for them here is an error naming
@@ -66,10 +69,25 @@ pub fn train_on_devices<B: AutodiffBackend>(
     };
     let summary =
         run_data_parallel::<B>(config, &vec![device.clone(); devices], None, Some(&files))?;
-    let model_file = run_dir.join("model.bin");
-    let already_finished = resume && summary.losses.is_empty() && model_file.is_file();
+    let report = run_dir.join("report.json");
+    let already_finished = resume && summary.losses.is_empty() && report.is_file();
     if !summary.interrupted && !already_finished {
-        save_model(&summary.model, &model_file)?;
+        save_model(&summary.model, &run_dir.join("model.bin"))?;
+        let steps = summary.start_step + summary.losses.len() as u64;
+        let json = json!({
+            "config": config,
+            "steps": steps,
+            "workers": devices,
+            "train_seconds": summary.total_train_seconds,
+            "images_per_second": steps as f64 * config.train.batch_size as f64
+                / summary.total_train_seconds.max(1e-9),
+        });
+        write_file(
+            &report,
+            serde_json::to_string_pretty(&json)
+                .unwrap_or_default()
+                .as_bytes(),
+        )?;
     }
     if !options.quiet && !already_finished {
         eprintln!(
