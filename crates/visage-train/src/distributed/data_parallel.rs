@@ -24,6 +24,7 @@ use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
 use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
 
 use super::checkpoint::{checkpoint_files, fresh_shards, load_start, ShardStart, Start};
+use super::exchange::{take_collective_seconds, timed};
 use super::{CollectiveExchange, DistributedError};
 use crate::checkpoint::{newest_intact, prune, write_checkpoint, CheckpointState, ShardLayout};
 use crate::config::{SamplerKind, TrainConfig};
@@ -62,6 +63,9 @@ pub struct DataParallelSummary<B: AutodiffBackend> {
     pub total_train_seconds: f64,
     /// Checkpoints that failed verification on resume and were skipped, with the reason.
     pub skipped_checkpoints: Vec<String>,
+    /// The share of the workers' step time spent in collective calls (all-reduces, waiting
+    /// for the slowest worker included), averaged over the workers.
+    pub collective_share: f64,
 }
 
 /// The run directory of a data-parallel run ([`super::train_on_devices`]): metrics and
@@ -402,6 +406,11 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
     if let Some(e) = reports {
         return Err(e);
     }
+    let collective_share = outs
+        .iter()
+        .map(|o| o.collective_seconds / o.step_seconds.max(1e-9))
+        .sum::<f64>()
+        / outs.len().max(1) as f64;
     let shards: Vec<ShardedHead<B>> = outs.iter().filter_map(|o| o.shard.clone()).collect();
     let out = outs.into_iter().next().expect("at least one worker");
     let mut model = out.model;
@@ -419,6 +428,7 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
         interrupted: plan.end < plan.total,
         total_train_seconds: plan.state.train_seconds + seconds,
         skipped_checkpoints,
+        collective_share,
     })
 }
 
@@ -526,6 +536,10 @@ fn check_row_separable(config: &TrainConfig) -> Result<(), TrainError> {
 
 struct WorkerOut<B: AutodiffBackend> {
     losses: Vec<(u64, f64)>,
+    /// Seconds of the steps spent in collective calls (waiting for the others included).
+    collective_seconds: f64,
+    /// Seconds of the steps.
+    step_seconds: f64,
     model: Trainee<B>,
     shard: Option<ShardedHead<B>>,
     head_state: HeadState,
@@ -686,6 +700,7 @@ fn run_worker<B: AutodiffBackend>(
     // step's status exchange.
     let mut pending: Option<TrainError> = None;
     let started = Instant::now();
+    take_collective_seconds();
     for step in plan.start..plan.end {
         let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
         if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
@@ -786,8 +801,8 @@ fn run_worker<B: AutodiffBackend>(
             let g_shard = GradientsParams::from_module(&mut grads, &current);
             let mut grads = (embeddings * g_mine).sum().backward();
             // Each worker's backbone gradient is its rows' exact part of the global loss's.
-            g_backbone = GradientsParams::from_module(&mut grads, &model.backbone)
-                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum)
+            let g = GradientsParams::from_module(&mut grads, &model.backbone);
+            g_backbone = timed(|| g.all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum))
                 .map_err(fail.collective("all_reduce"))?;
             shard = Some(opt_shard.step(head_lr, current, g_shard));
         } else {
@@ -795,23 +810,21 @@ fn run_worker<B: AutodiffBackend>(
                 .head
                 .forward(embeddings, batch.labels, &mut head_state)
                 .loss;
-            let global_loss = all_reduce::<B::InnerBackend>(
-                peer,
-                loss.clone().inner().into_primitive().tensor(),
-                ReduceOperation::Mean,
-            )
-            .map_err(fail.collective("all_reduce"))?;
+            let local_loss = loss.clone().inner().into_primitive().tensor();
+            let global_loss =
+                timed(|| all_reduce::<B::InnerBackend>(peer, local_loss, ReduceOperation::Mean))
+                    .map_err(fail.collective("all_reduce"))?;
             loss_value = visage_io::read_back_scalar(Tensor::<B::InnerBackend, 1>::from_primitive(
                 TensorPrimitive::Float(global_loss),
             ))
             .map_err(|e| fail.train(e))?;
             check_finite(step, loss_value).map_err(|e| fail.train(e))?;
             let mut grads = loss.backward();
-            let mut g_bb = GradientsParams::from_module(&mut grads, &model.backbone)
-                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+            let g = GradientsParams::from_module(&mut grads, &model.backbone);
+            let mut g_bb = timed(|| g.all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean))
                 .map_err(fail.collective("all_reduce"))?;
-            let mut g_head = GradientsParams::from_module(&mut grads, &model.head)
-                .all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean)
+            let g = GradientsParams::from_module(&mut grads, &model.head);
+            let mut g_head = timed(|| g.all_reduce::<B::InnerBackend>(peer, ReduceOperation::Mean))
                 .map_err(fail.collective("all_reduce"))?;
             if let Some(max) = config.train.clip_grad_norm {
                 clip_global_norm::<B, _, _>(
@@ -875,6 +888,8 @@ fn run_worker<B: AutodiffBackend>(
     }
     Ok(WorkerOut {
         losses,
+        collective_seconds: take_collective_seconds(),
+        step_seconds: started.elapsed().as_secs_f64(),
         model,
         shard,
         head_state,
@@ -923,9 +938,10 @@ fn all_reduce_sum_on_host<B: AutodiffBackend>(
         TensorData::new(values, [len]).convert_dtype(dtype),
         (device, dtype),
     );
-    let all =
+    let all = timed(|| {
         all_reduce::<B::InnerBackend>(peer, t.into_primitive().tensor(), ReduceOperation::Sum)
-            .map_err(Fail { rank }.collective("all_reduce"))?;
+    })
+    .map_err(Fail { rank }.collective("all_reduce"))?;
     let (sum, _) = visage_io::read_back::<f32, B::InnerBackend, 1>(Tensor::from_primitive(
         TensorPrimitive::Float(all),
     ))

@@ -1,5 +1,8 @@
 //! The sharded classifier's exchange on burn-collective.
 
+use std::cell::Cell;
+use std::time::Instant;
+
 use burn::collective::{all_reduce, PeerId, ReduceOperation};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorPrimitive};
@@ -45,11 +48,13 @@ impl<B: AutodiffBackend> Exchange<B> for CollectiveExchange {
                 Tensor::cat(blocks, 0)
             }
         };
-        let reduced = all_reduce::<B::InnerBackend>(
-            PeerId::from(self.rank),
-            input.into_primitive().tensor(),
-            ReduceOperation::Sum,
-        )
+        let reduced = timed(|| {
+            all_reduce::<B::InnerBackend>(
+                PeerId::from(self.rank),
+                input.into_primitive().tensor(),
+                ReduceOperation::Sum,
+            )
+        })
         .map_err(|e| ExchangeError::Transport {
             rank: self.rank,
             message: format!("burn-collective all_reduce: {e:?}"),
@@ -61,4 +66,23 @@ impl<B: AutodiffBackend> Exchange<B> for CollectiveExchange {
         };
         Ok(Tensor::from_inner(out))
     }
+}
+
+thread_local! {
+    /// Seconds this thread has spent in collective calls since the last [`take_collective_seconds`].
+    static IN_COLLECTIVE: Cell<f64> = const { Cell::new(0.0) };
+}
+
+/// Runs `f` (a collective call) and adds its wall time to this thread's total: the time in
+/// the collective, waiting for the slowest worker included.
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let out = f();
+    IN_COLLECTIVE.with(|c| c.set(c.get() + started.elapsed().as_secs_f64()));
+    out
+}
+
+/// This thread's seconds in collective calls since the last call, and a restart from 0.
+pub(crate) fn take_collective_seconds() -> f64 {
+    IN_COLLECTIVE.with(|c| c.replace(0.0))
 }
