@@ -493,6 +493,18 @@ impl TrainConfig {
         })
     }
 
+    /// The embedding size and the number of class-weight rows of the head over `classes`
+    /// classes (classes times sub-centres; `classes` for heads without class weights).
+    pub fn class_weight_rows(&self, classes: usize) -> Result<(usize, usize), TrainError> {
+        let dim = self.backbone.embedding_dim()?;
+        let rows = self
+            .head
+            .spec
+            .classifier(classes, dim)
+            .map_or(classes, |c| c.rows());
+        Ok((rows, dim))
+    }
+
     /// The sample rate of the sharded head when the head is sharded over the data-parallel
     /// workers (`[head] sharded = true` with `[head] sample_rate`, or the older spelling
     /// `[distributed] shard_head` with `[distributed] sample_rate`; a rate set in `[head]`

@@ -299,12 +299,7 @@ pub fn train<B: AutodiffBackend>(
             ),
         ));
     }
-    let dim = config.backbone.embedding_dim()?;
-    let rows = config
-        .head
-        .spec
-        .classifier(classes, dim)
-        .map_or(classes, |c| c.rows());
+    let (rows, dim) = config.class_weight_rows(classes)?;
     check_class_weights(rows, dim)?;
     config.head.spec.validate(classes, dim)?;
     if config.head.spec.kind() == HeadKind::Center {

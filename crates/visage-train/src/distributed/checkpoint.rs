@@ -141,12 +141,7 @@ pub(crate) fn load_start<B: AutodiffBackend>(
     }
     model.head = super::data_parallel::assemble(config, classes, old_shards, device)
         .map_err(|e| shard_error(dir, e))?;
-    let dim = config.backbone.embedding_dim()?;
-    let rows = config
-        .head
-        .spec
-        .classifier(classes, dim)
-        .map_or(classes, |c| c.rows());
+    let (rows, _) = config.class_weight_rows(classes)?;
     let rows_per_class = rows / classes.max(1);
     let mut shards = Vec::with_capacity(world);
     let mut new = Vec::with_capacity(world);
