@@ -143,22 +143,37 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_> {
     }
 }
 
+/// The sum of the squares of `grads`' gradients of `module`'s parameters.
+pub fn squared_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> f64 {
+    let mut n = SquaredNorm { grads, total: 0.0 };
+    module.visit(&mut n);
+    n.total
+}
+
+/// Multiplies `grads`' gradients of `module`'s parameters by `factor`.
+pub fn scale_grads<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    factor: f64,
+) {
+    module.visit(&mut Scale { grads, factor });
+}
+
+/// The factor `clip_grad_norm_` multiplies every gradient by at global norm `norm`:
+/// `max_norm / (norm + 1e-6)` past `max_norm` (PyTorch's formula), else none.
+pub fn clip_factor(norm: f64, max_norm: f64) -> Option<f64> {
+    (norm > max_norm).then(|| max_norm / (norm + 1e-6))
+}
+
 /// The global L2 norm of the gradients of several parameter groups.
 pub fn global_grad_norm<B: AutodiffBackend, M1: AutodiffModule<B>, M2: AutodiffModule<B>>(
     a: (&M1, &GradientsParams),
     b: (&M2, &GradientsParams),
 ) -> f64 {
-    let mut na = SquaredNorm {
-        grads: a.1,
-        total: 0.0,
-    };
-    a.0.visit(&mut na);
-    let mut nb = SquaredNorm {
-        grads: b.1,
-        total: 0.0,
-    };
-    b.0.visit(&mut nb);
-    (na.total + nb.total).sqrt()
+    (squared_grad_norm::<B, M1>(a.0, a.1) + squared_grad_norm::<B, M2>(b.0, b.1)).sqrt()
 }
 
 /// `clip_grad_norm_` over both groups: when the global norm exceeds `max_norm`, every
@@ -169,10 +184,9 @@ pub fn clip_global_norm<B: AutodiffBackend, M1: AutodiffModule<B>, M2: AutodiffM
     max_norm: f64,
 ) -> f64 {
     let norm = global_grad_norm::<B, M1, M2>((a.0, &*a.1), (b.0, &*b.1));
-    if norm > max_norm {
-        let factor = max_norm / (norm + 1e-6);
-        a.0.visit(&mut Scale { grads: a.1, factor });
-        b.0.visit(&mut Scale { grads: b.1, factor });
+    if let Some(factor) = clip_factor(norm, max_norm) {
+        scale_grads::<B, M1>(a.0, a.1, factor);
+        scale_grads::<B, M2>(b.0, b.1, factor);
     }
     norm
 }

@@ -30,7 +30,7 @@ use crate::checkpoint::{newest_intact, prune, write_checkpoint, CheckpointState,
 use crate::config::{SamplerKind, TrainConfig};
 use crate::data::open_training;
 use crate::durable::append_line;
-use crate::optim::{clip_global_norm, GroupOptimizer};
+use crate::optim::{clip_factor, clip_global_norm, scale_grads, squared_grad_norm, GroupOptimizer};
 use crate::run_dir::truncate_metrics;
 use crate::schedule::learning_rate;
 use crate::trainer::{config_fingerprint, record_bytes};
@@ -432,7 +432,8 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
     })
 }
 
-/// The full head from its shards (in rank order): weights (and bias) concatenated by rows.
+/// The full head from its shards (in rank order): weights (and bias) concatenated by rows,
+/// the learned scale (replicated on every shard) taken from the first.
 pub(crate) fn assemble<B: AutodiffBackend>(
     config: &TrainConfig,
     classes: usize,
@@ -467,8 +468,15 @@ pub(crate) fn assemble<B: AutodiffBackend>(
             (device, dtype),
         )
     });
+    // A learned scale is replicated on every shard (the same value on each).
+    let scale = shards[0].scale.as_ref().map(|s| {
+        Tensor::<B, 1>::from_data(
+            s.val().inner().into_data().convert_dtype(dtype),
+            (device, dtype),
+        )
+    });
     let dim = weight.dims()[1];
-    Ok(config
+    let mut head = config
         .head
         .spec
         .init_with(
@@ -479,12 +487,15 @@ pub(crate) fn assemble<B: AutodiffBackend>(
                 bias,
             },
         )
-        .map_err(TrainError::from)?)
+        .map_err(TrainError::from)?;
+    if let Some(scale) = scale {
+        head.scale = Some(Param::from_tensor(scale));
+    }
+    Ok(head)
 }
 
 /// With a sharded head (`[head] sharded` or `[distributed] shard_head`): a sample rate in
-/// (0, 1], no global-norm clipping and no learned scale (both would need the head's
-/// gradients reduced across shards).
+/// (0, 1].
 fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
     let Some(rate) = config.sharded_head() else {
         return Ok(());
@@ -493,18 +504,6 @@ fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
         return Err(TrainError::config(
             config.sample_rate_key(),
             format!("{rate} is not a fraction in (0, 1]"),
-        ));
-    }
-    if config.train.clip_grad_norm.is_some() {
-        return Err(TrainError::config(
-            "train.clip_grad_norm",
-            "global-norm clipping is not supported with distributed.shard_head yet",
-        ));
-    }
-    if config.head.spec.learned_scale().is_some() {
-        return Err(TrainError::config(
-            "head.learnable_scale",
-            "a learned scale is not supported with distributed.shard_head yet",
         ));
     }
     Ok(())
@@ -798,12 +797,52 @@ fn run_worker<B: AutodiffBackend>(
                 .all_reduce(Tensor::<B, 2>::from_inner(g_all), ReduceOp::Sum)
                 .map_err(|e| fail.shard(e))?;
             let g_mine = g_all.slice([offset..offset + per, 0..dim]).detach();
-            let g_shard = GradientsParams::from_module(&mut grads, &current);
+            let mut g_shard = GradientsParams::from_module(&mut grads, &current);
+            // A learned scale is replicated on every shard, each holding its part of the
+            // scale's gradient: summed over the workers, every replica takes the same step.
+            let g_scale = current.scale.as_ref().and_then(|scale| {
+                g_shard
+                    .remove::<B::InnerBackend, 1>(scale.id)
+                    .map(|g| (scale.id, g))
+            });
+            // The shard's own weights, for the global norm (summed over the shards below).
+            let shard_sq = squared_grad_norm::<B, _>(&current, &g_shard);
+            let mut scale_sq = 0.0;
+            if let Some((id, g)) = g_scale {
+                let summed = timed(|| {
+                    all_reduce::<B::InnerBackend>(
+                        peer,
+                        g.into_primitive().tensor(),
+                        ReduceOperation::Sum,
+                    )
+                })
+                .map_err(fail.collective("all_reduce"))?;
+                let summed =
+                    Tensor::<B::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(summed));
+                scale_sq = visage_io::read_back_scalar(summed.clone().square().sum())
+                    .map_err(|e| fail.train(e))?;
+                g_shard.register::<B::InnerBackend, 1>(id, summed);
+            }
             let mut grads = (embeddings * g_mine).sum().backward();
             // Each worker's backbone gradient is its rows' exact part of the global loss's.
             let g = GradientsParams::from_module(&mut grads, &model.backbone);
-            g_backbone = timed(|| g.all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum))
+            let mut g_bb = timed(|| g.all_reduce::<B::InnerBackend>(peer, ReduceOperation::Sum))
                 .map_err(fail.collective("all_reduce"))?;
+            if let Some(max) = config.train.clip_grad_norm {
+                // The global norm over the backbone (the same on every worker), every shard's
+                // weights (summed over the workers) and the scale (the same everywhere).
+                let shards_sq =
+                    all_reduce_sum_on_host::<B>(rank, peer, vec![shard_sq as f32], device)?[0];
+                let norm = (squared_grad_norm::<B, _>(&model.backbone, &g_bb)
+                    + shards_sq as f64
+                    + scale_sq)
+                    .sqrt();
+                if let Some(factor) = clip_factor(norm, max) {
+                    scale_grads::<B, _>(&model.backbone, &mut g_bb, factor);
+                    scale_grads::<B, _>(&current, &mut g_shard, factor);
+                }
+            }
+            g_backbone = g_bb;
             shard = Some(opt_shard.step(head_lr, current, g_shard));
         } else {
             let loss = model
