@@ -35,6 +35,8 @@ struct ShardedRun {
     grad_x: Mat,
     /// Class-weight gradients, rows at their global place.
     grad_w: Mat,
+    /// The dynamic AdaCos scale each shard used.
+    scales: Vec<Option<f64>>,
 }
 
 fn run_sharded<B: AutodiffBackend>(
@@ -70,7 +72,7 @@ fn run_sharded<B: AutodiffBackend>(
                 let labels = labels_tensor::<B>(&inp.labels, &device);
                 let state = HeadState {
                     iteration: inp.iteration,
-                    adacos_scale: None,
+                    adacos_scale: inp.prev_scale,
                 };
                 let out = shard
                     .forward(x.clone(), labels, &state, &exchange)
@@ -93,7 +95,16 @@ fn run_sharded<B: AutodiffBackend>(
                         .grad(&grads)
                         .expect("weight grad"),
                 );
-                (loss, logits, out.classes, gx, gw, shard.class_range())
+                let scale = out.adacos_scale;
+                (
+                    loss,
+                    logits,
+                    out.classes,
+                    gx,
+                    gw,
+                    shard.class_range(),
+                    scale,
+                )
             })
         })
         .collect();
@@ -103,9 +114,11 @@ fn run_sharded<B: AutodiffBackend>(
         classes: vec![],
         grad_x: vec![vec![0.0; dim]; n],
         grad_w: vec![vec![0.0; dim]; classes * k],
+        scales: vec![],
     };
     for (rank, h) in handles.into_iter().enumerate() {
-        let (loss, logits, cols, gx, gw, range) = h.join().expect("shard thread");
+        let (loss, logits, cols, gx, gw, range, scale) = h.join().expect("shard thread");
+        run.scales.push(scale);
         assert_eq!(range, shard_range(classes, world, rank));
         run.losses.push(loss);
         for i in 0..n {
@@ -166,6 +179,9 @@ fn cases() -> Vec<(&'static str, HeadSpec)> {
         v.push(("lsoftmax", s));
     }
     v.push(("adacos fixed", spec(HeadKind::AdaCos)));
+    let mut s = spec(HeadKind::AdaCos);
+    s.dynamic = Some(true);
+    v.push(("adacos dynamic", s));
     v
 }
 
@@ -186,6 +202,18 @@ fn check_exact(name: &str, spec: &HeadSpec, inp: &Inputs) {
         }
         let classes = inp.w.len() / spec.sub_centers();
         assert_eq!(run.classes, (0..classes).collect::<Vec<_>>(), "{what}");
+        // Dynamic AdaCos: every shard used the scale the full head and the reference did.
+        for scale in &run.scales {
+            match (scale, reference_out.scale, spec.dynamic == Some(true)) {
+                (Some(s), Some(r), true) => {
+                    assert!((s - r).abs() <= 1e-5 * r.abs(), "{what}: scale {s} vs {r}");
+                    let f = full.scale.expect("the full head's scale");
+                    assert!((s - f).abs() <= 1e-5 * f.abs(), "{what}: scale {s} vs {f}");
+                }
+                (None, _, false) => {}
+                other => panic!("{what}: scales {other:?}"),
+            }
+        }
         assert_close(
             &format!("{what} logits vs full head"),
             &run.logits,
@@ -318,13 +346,6 @@ fn sampled_shards_keep_positives_and_equal_the_restricted_head() {
 #[test]
 fn unsupported_kinds_and_layouts_are_errors() {
     let device = Default::default();
-    let dynamic: visage_heads::HeadConfig =
-        toml::from_str("kind = \"adacos\"\ndynamic = true").unwrap();
-    let err = ShardedHead::<F32>::init(&dynamic, 10, 4, 2, 0, &device).unwrap_err();
-    assert!(
-        matches!(err, ShardError::Unsupported { kind: "adacos", .. }),
-        "{err}"
-    );
     let triplet: visage_heads::HeadConfig = toml::from_str("kind = \"triplet\"").unwrap();
     assert!(ShardedHead::<F32>::init(&triplet, 10, 4, 2, 0, &device).is_err());
     let arc: visage_heads::HeadConfig = toml::from_str("kind = \"arcface\"").unwrap();

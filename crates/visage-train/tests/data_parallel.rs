@@ -588,3 +588,47 @@ fn a_replicated_run_resumes_on_any_number_of_devices_and_skips_a_corrupt_checkpo
     }
     let _ = std::fs::remove_dir_all(&whole_dir);
 }
+
+/// Dynamic AdaCos with a sharded head: the shards reduce its batch statistics (the maximum and
+/// sum of `exp(s cos)` over every shard's classes, the target cosines), so 2 and 3 workers
+/// follow the single-device run step for step (its scale adapts every step); replicated, it
+/// stays an error naming the key.
+#[test]
+fn dynamic_adacos_sharded_equals_the_single_device_loop() {
+    let _serial = serial();
+    let c = config("kind = \"adacos\"\ndynamic = true", "");
+    let dir = run_dir("adacos-plain");
+    let plain = train::<B>(
+        &c,
+        &dir,
+        &TrainOptions {
+            quiet: true,
+            ..Default::default()
+        },
+        &Default::default(),
+    )
+    .expect("train");
+    let _ = std::fs::remove_dir_all(&dir);
+    for n in [2, 3] {
+        let mut s = c.clone();
+        s.distributed = Some(visage_train::distributed::DistributedConfig {
+            devices: n,
+            shard_head: true,
+            sample_rate: 1.0,
+        });
+        let run = train_data_parallel::<B>(&s, &devices_of::<B>(n)).expect("sharded adacos");
+        assert_losses(
+            &format!("dynamic adacos, {n} sharded workers"),
+            &run.losses,
+            &plain.losses,
+            1e-4,
+        );
+        assert_eq!(run.losses.len(), plain.losses.len());
+        assert!(
+            run.head_state.adacos_scale.is_some(),
+            "the adapted scale is kept"
+        );
+    }
+    let err = train_data_parallel::<B>(&c, &devices_of::<B>(2)).unwrap_err();
+    assert!(err.to_string().contains("head.kind"), "{err}");
+}

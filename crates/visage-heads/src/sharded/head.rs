@@ -25,13 +25,17 @@ pub struct ShardedOutput<B: Backend> {
     /// The global class id of each logits column (the shard's range, or its sampled classes),
     /// increasing.
     pub classes: Vec<usize>,
+    /// Dynamic AdaCos: the scale this step used (the same on every shard), for the caller to
+    /// keep as [`HeadState::adacos_scale`] for the next step.
+    pub adacos_scale: Option<f64>,
 }
 
 /// One shard of a softmax-family head: the class weights of the classes
 /// [`ShardedHead::class_range`] of `C` (and their bias, and a replicated learned NormFace
 /// scale), and the head's configuration. Supported kinds: softmax, NormFace, CosFace,
-/// ArcFace, combined, sub-center ArcFace, SphereFace, L-Softmax, and AdaCos with a fixed
-/// scale (`sqrt(2) ln(C - 1)` of the global `C`).
+/// ArcFace, combined, sub-center ArcFace, SphereFace, L-Softmax, and AdaCos with its fixed
+/// scale (`sqrt(2) ln(C - 1)` of the global `C`) or dynamic (its batch statistics reduced
+/// across the shards; the scale used is returned in [`ShardedOutput::adacos_scale`]).
 ///
 /// With `sample_rate < 1` each step uses Partial FC v2's sampled classes
 /// ([`super::sample_classes`], keyed by `seed`, `HeadState::iteration` and the range); the
@@ -80,9 +84,6 @@ pub(crate) fn check_supported(config: &HeadConfig) -> Result<(), ShardError> {
         why,
     };
     match config {
-        HeadConfig::AdaCos(c) if c.dynamic => Err(unsupported(
-            "dynamic AdaCos needs its batch statistics reduced across shards; use dynamic = false",
-        )),
         HeadConfig::Softmax(_)
         | HeadConfig::NormFace(_)
         | HeadConfig::CosFace(_)
@@ -282,12 +283,25 @@ impl<B: Backend> ShardedHead<B> {
             self.seed,
             state.iteration,
         );
-        let (logits, mask) = self.logits(x, labels, &classes, state)?;
+        let (mut logits, mask) = self.logits(x, labels, &classes, state)?;
+        let mut adacos_scale = None;
+        if let HeadConfig::AdaCos(c) = &self.config {
+            if c.dynamic {
+                // `logits` holds the cosines: scale them by this step's adaptive scale.
+                let previous = state
+                    .adacos_scale
+                    .unwrap_or_else(|| adacos_fixed_scale(self.classes));
+                let s = dynamic_adacos_scale(logits.clone(), mask.clone(), previous, exchange)?;
+                logits = logits.mul_scalar(s);
+                adacos_scale = Some(s);
+            }
+        }
         let loss = exact_cross_entropy(logits.clone(), mask, exchange)?;
         Ok(ShardedOutput {
             loss,
             logits,
             classes,
+            adacos_scale,
         })
     }
 
@@ -375,6 +389,8 @@ impl<B: Backend> ShardedHead<B> {
                 let t = target(&cos);
                 replace(cos, combined(t.clone(), c.m1, c.m2, c.m3), t).mul_scalar(c.scale)
             }
+            // Dynamic: the cosines, scaled in `forward` once the scale is known.
+            HeadConfig::AdaCos(c) if c.dynamic => cosines(),
             HeadConfig::AdaCos(_) => cosines().mul_scalar(adacos_fixed_scale(self.classes)),
             HeadConfig::SphereFace(c) => {
                 let x_norm = l2_norm(x.clone());
@@ -415,6 +431,59 @@ impl<B: Backend> ShardedHead<B> {
         };
         Ok((logits, mask))
     }
+}
+
+/// Dynamic AdaCos's scale from every shard's cosines (`cos` `[N, C_s]`, this shard's block,
+/// `mask` its target entries) and the previous scale, as
+/// [`crate::heads::adacos_dynamic_scale`] computes it on the whole matrix: `B_avg` from a
+/// global maximum and a global sum of `exp(s_prev cos)` over the non-target entries of every
+/// shard, the median target angle from the N target cosines (each held by one shard, summed
+/// into every shard). Every shard gets the same value, held in `[ADACOS_MIN_SCALE,
+/// MAX_SCALE]`, the previous one where the update is not a number. With sampling, `B_avg`
+/// runs over the sampled classes.
+fn dynamic_adacos_scale<B: Backend>(
+    cos: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    previous: f64,
+    exchange: &impl Exchange<B>,
+) -> Result<f64, ShardError> {
+    let [n, cs] = cos.dims();
+    let cos = cos.detach();
+    // Non-target entries only; a shard without columns contributes nothing.
+    let z = cos.clone().mul_scalar(previous) - mask.clone().mul_scalar(1e30);
+    let local_max = if cs == 0 {
+        Tensor::<B, 2>::full([1, 1], -1e30, &cos.device())
+    } else {
+        z.clone().max().reshape([1, 1])
+    };
+    let z_max = exchange.all_reduce(local_max, ReduceOp::Max)?;
+    let local_sum = if cs == 0 {
+        Tensor::<B, 2>::zeros([1, 1], &cos.device())
+    } else {
+        (z - z_max.clone()).exp().sum().reshape([1, 1])
+    };
+    let sum = exchange.all_reduce(local_sum, ReduceOp::Sum)?;
+    let targets = exchange.all_reduce((cos * mask).sum_dim(1), ReduceOp::Sum)?;
+    let host = |t: Tensor<B, 2>| -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .into_vec()
+            .unwrap_or_default()
+    };
+    let (z_max, sum) = (host(z_max)[0], host(sum)[0]);
+    let log_b_avg = z_max + sum.ln() - (n as f64).ln();
+    let mut angles: Vec<f64> = host(targets)
+        .into_iter()
+        .map(|c| c.clamp(-1.0, 1.0).acos())
+        .collect();
+    angles.sort_by(|a, b| a.total_cmp(b));
+    let theta_med = angles[(n - 1) / 2];
+    let s = log_b_avg / theta_med.min(std::f64::consts::FRAC_PI_4).cos();
+    Ok(if s.is_nan() {
+        previous
+    } else {
+        s.clamp(crate::heads::ADACOS_MIN_SCALE, crate::check::MAX_SCALE)
+    })
 }
 
 /// The cross-entropy of logits spread over the shards, from this shard's block `z` `[N, C_s]`

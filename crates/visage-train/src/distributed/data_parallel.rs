@@ -514,14 +514,15 @@ fn check_sharding(config: &TrainConfig) -> Result<(), TrainError> {
 fn check_row_separable(config: &TrainConfig) -> Result<(), TrainError> {
     let spec = &config.head.spec;
     let coupled = match spec {
-        HeadConfig::AdaCos(a) => a.dynamic,
+        // Sharded, the head sees the whole global batch and reduces its statistics itself.
+        HeadConfig::AdaCos(a) => a.dynamic && config.sharded_head().is_none(),
         HeadConfig::DeepId2(_) => true,
         other => !other.kind().is_classifier(),
     };
     if coupled {
         return Err(TrainError::config(
             "head.kind",
-            format!("`{}` couples the rows of a batch (in-batch pairs or batch statistics): data-parallel training supports the softmax-family heads (dynamic AdaCos: set dynamic = false)", spec.name()),
+            format!("`{}` couples the rows of a batch (in-batch pairs or batch statistics): data-parallel training supports the softmax-family heads (dynamic AdaCos: shard the head, or set dynamic = false)", spec.name()),
         ));
     }
     if config.head.center.is_some() || config.head.contrastive.is_some() {
@@ -783,6 +784,9 @@ fn run_worker<B: AutodiffBackend>(
             let out = current
                 .forward(all.clone(), labels, &head_state, &exchange)
                 .map_err(|e| fail.shard(e))?;
+            if let Some(scale) = out.adacos_scale {
+                head_state.adacos_scale = Some(scale);
+            }
             loss_value =
                 visage_io::read_back_scalar(out.loss.clone().inner()).map_err(|e| fail.train(e))?;
             check_finite(step, loss_value).map_err(|e| fail.train(e))?;
