@@ -141,19 +141,7 @@ fn one_worker_equals_the_single_device_loop() {
     let _serial = serial();
     let c = config("kind = \"cosface\"\nscale = 16.0\nmargin = 0.2", "");
     let one = train_data_parallel::<B>(&c, &devices_of::<B>(1)).expect("1 worker");
-    let dir: PathBuf = std::env::temp_dir().join(format!("visage-dp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let plain = train::<B>(
-        &c,
-        &dir,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &Default::default(),
-    )
-    .expect("train");
-    let _ = std::fs::remove_dir_all(&dir);
+    let plain = single_device(&c, "one-worker");
     for ((s, a), (_, b)) in one.losses.iter().zip(&plain.losses) {
         assert!((a - b).abs() <= 1e-5 * b.abs(), "step {s}: {a} vs {b}");
     }
@@ -425,6 +413,18 @@ fn one_device_with_a_sampled_sharded_head_samples() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The ordinary single-device trainer's run of `c` (in a temporary run directory `name`).
+fn single_device(c: &TrainConfig, name: &str) -> visage_train::TrainSummary {
+    let dir = run_dir(name);
+    let options = TrainOptions {
+        quiet: true,
+        ..Default::default()
+    };
+    let run = train::<B>(c, &dir, &options, &Default::default()).expect("train");
+    let _ = std::fs::remove_dir_all(&dir);
+    run
+}
+
 fn run_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("visage-dp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -597,18 +597,7 @@ fn a_replicated_run_resumes_on_any_number_of_devices_and_skips_a_corrupt_checkpo
 fn dynamic_adacos_sharded_equals_the_single_device_loop() {
     let _serial = serial();
     let c = config("kind = \"adacos\"\ndynamic = true", "");
-    let dir = run_dir("adacos-plain");
-    let plain = train::<B>(
-        &c,
-        &dir,
-        &TrainOptions {
-            quiet: true,
-            ..Default::default()
-        },
-        &Default::default(),
-    )
-    .expect("train");
-    let _ = std::fs::remove_dir_all(&dir);
+    let plain = single_device(&c, "adacos-plain");
     for n in [2, 3] {
         let mut s = c.clone();
         s.distributed = Some(visage_train::distributed::DistributedConfig {
