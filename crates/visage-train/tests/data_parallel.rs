@@ -621,3 +621,73 @@ fn dynamic_adacos_sharded_equals_the_single_device_loop() {
     let err = train_data_parallel::<B>(&c, &devices_of::<B>(2)).unwrap_err();
     assert!(err.to_string().contains("head.kind"), "{err}");
 }
+
+/// Records what a `Progress` receiver saw.
+struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl visage_io::Progress for Recorded {
+    fn start(&mut self, stage: &str, total: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {stage} {total}"));
+    }
+    fn advance(&mut self, steps: u64) {
+        self.0.lock().unwrap().push(format!("advance {steps}"));
+    }
+    fn message(&mut self, text: &str) {
+        assert!(text.starts_with("loss "), "{text}");
+        self.0.lock().unwrap().push("message".into());
+    }
+    fn finish(&mut self) {
+        self.0.lock().unwrap().push("finish".into());
+    }
+}
+
+/// Long work shows progress: worker 0 of a data-parallel run reports its steps to
+/// `TrainOptions::progress` as the single-device loop does (a stage of `steps`, advanced at
+/// every `log_every`, finished); a resumed run starts the stage at its checkpoint.
+#[test]
+fn a_data_parallel_run_reports_progress() {
+    let _serial = serial();
+    let mut c = config("kind = \"softmax\"", "log_every = 2\ncheckpoint_every = 2");
+    c.train.steps = Some(5);
+    let dir = run_dir("progress");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let options = |stop: Option<u64>, resume: bool| TrainOptions {
+        stop_after: stop,
+        resume,
+        progress: Some(visage_io::SharedProgress::new(Recorded(seen.clone()))),
+        ..TrainOptions::default()
+    };
+    let run = |o: TrainOptions| {
+        visage_train::distributed::train_on_devices::<B>(&c, &dir, &o, &Default::default(), 2)
+            .expect("run")
+    };
+    run(options(Some(2), false));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "start train 5",
+            "advance 0",
+            "advance 2",
+            "message",
+            "finish"
+        ]
+    );
+    seen.lock().unwrap().clear();
+    run(options(None, true));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "start train 5",
+            "advance 2",
+            "advance 2",
+            "message",
+            "advance 1",
+            "message",
+            "finish"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

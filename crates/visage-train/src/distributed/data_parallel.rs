@@ -22,6 +22,7 @@ use visage_data::ImageBatch;
 use visage_data::{AugmentConfig, DataError, ImageBatcher, SampleSource};
 use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
 use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
+use visage_io::Progress;
 
 use super::checkpoint::{checkpoint_files, fresh_shards, load_start, ShardStart, Start};
 use super::exchange::{take_collective_seconds, timed};
@@ -78,6 +79,11 @@ pub(crate) struct RunFiles<'a> {
     /// Stop after this many steps, as if killed (no checkpoint at that step but the periodic
     /// ones).
     pub stop_after: Option<u64>,
+    /// Where worker 0 reports the steps (stage `"train"`, a status line at every
+    /// `train.log_every`), as the single-device loop does.
+    pub progress: Option<visage_io::SharedProgress>,
+    /// Without `progress`: print `step i/n  loss ...` lines on stderr unless this is set.
+    pub quiet: bool,
 }
 
 /// A failure injected on purpose: worker `worker` at step `step`, either as an error reading
@@ -117,6 +123,9 @@ struct Plan<'a> {
     state: CheckpointState,
     /// Where metrics and checkpoints go (none: the library call without a run directory).
     metrics: Option<PathBuf>,
+    /// Where worker 0 reports progress, and whether it prints status lines without one.
+    progress: Option<visage_io::SharedProgress>,
+    say_steps: bool,
     run_dir: Option<&'a Path>,
     /// With a sharded head: the class ranges, and where the workers leave their shard's
     /// record and optimiser state for worker 0 to write the checkpoint.
@@ -252,6 +261,8 @@ pub(crate) fn run_data_parallel<B: AutodiffBackend>(
                 .map(|_| ShardLayout::new(classes, world)),
         },
         metrics: files.map(|f| f.run_dir.join("metrics.jsonl")),
+        progress: files.and_then(|f| f.progress.clone()),
+        say_steps: files.is_some_and(|f| !f.quiet && f.progress.is_none()),
         run_dir: files.map(|f| f.run_dir),
         layout: config
             .sharded_head()
@@ -701,6 +712,12 @@ fn run_worker<B: AutodiffBackend>(
     let mut pending: Option<TrainError> = None;
     let started = Instant::now();
     take_collective_seconds();
+    let mut progress = plan.progress.clone().filter(|_| rank == 0);
+    if let Some(p) = progress.as_mut() {
+        p.start("train", plan.total);
+        p.advance(plan.start);
+    }
+    let mut reported = plan.start;
     for step in plan.start..plan.end {
         let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
         if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
@@ -890,6 +907,20 @@ fn run_worker<B: AutodiffBackend>(
                 pending.get_or_insert(e);
             }
         }
+        if rank == 0 && (done.is_multiple_of(config.train.log_every) || done == plan.total) {
+            let ips = (done - plan.start) as f64 * config.train.batch_size as f64
+                / started.elapsed().as_secs_f64().max(1e-9);
+            let line = format!("loss {loss_value:.4}  lr {lr:.4}  {ips:.1} img/s");
+            match progress.as_mut() {
+                Some(p) => {
+                    p.advance(done - reported);
+                    p.message(&line);
+                    reported = done;
+                }
+                None if plan.say_steps => eprintln!("step {done}/{}  {line}", plan.total),
+                None => {}
+            }
+        }
         let every = config.train.checkpoint_every;
         let checkpoint = (every > 0 && done.is_multiple_of(every)) || done == plan.total;
         if let (true, Some(run_dir)) = (checkpoint, plan.run_dir) {
@@ -925,6 +956,9 @@ fn run_worker<B: AutodiffBackend>(
                 }
             }
         }
+    }
+    if let Some(p) = progress.as_mut() {
+        p.finish();
     }
     if let Some(e) = pending {
         return Err(fail.train(e));

@@ -66,6 +66,8 @@ pub fn train_on_devices<B: AutodiffBackend>(
         run_dir,
         resume,
         stop_after: options.stop_after,
+        progress: options.progress.clone(),
+        quiet: options.quiet,
     };
     let summary =
         run_data_parallel::<B>(config, &vec![device.clone(); devices], None, Some(&files))?;
