@@ -15,6 +15,7 @@ pub mod extract;
 pub mod inherit;
 pub mod optim;
 pub mod schedule;
+mod step_report;
 
 pub use config::TrainConfig;
 pub use error::TrainError;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use visage_io::Progress;
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -29,6 +28,7 @@ use crate::extract::embed_samples;
 use crate::optim::{clip_global_norm, GroupOptimizer};
 use crate::run_dir::{open_run_dir, truncate_metrics};
 use crate::schedule::learning_rate;
+use crate::step_report::StepReport;
 use crate::TrainError;
 
 /// The trained modules.
@@ -479,15 +479,10 @@ pub fn train<B: AutodiffBackend>(
     };
 
     // The loop.
-    let mut progress = options.progress.clone();
-    if let Some(p) = progress.as_mut() {
-        p.start("train", total);
-        p.advance(state.step);
-    }
+    let mut report = StepReport::start(options.progress.clone(), !options.quiet, state.step, total);
     let mut losses = Vec::new();
     let started = Instant::now();
     let start_step = state.step;
-    let mut reported = state.step;
     let seconds_before = state.train_seconds;
     let mut cached_plan: Option<(u64, Vec<Vec<usize>>)> = None;
     let mut interrupted = false;
@@ -580,15 +575,7 @@ pub fn train<B: AutodiffBackend>(
                 json!({"step": done, "loss": loss_value, "lr": lr, "grad_norm": grad_norm,
                 "images_per_s": ips, "elapsed_s": secs, "adacos_scale": state.head_state.adacos_scale}),
             )?;
-            let line = format!("loss {loss_value:.4}  lr {lr:.4}  {ips:.1} img/s");
-            match progress.as_mut() {
-                Some(p) => {
-                    p.advance(done - reported);
-                    p.message(&line);
-                    reported = done;
-                }
-                None => say(format!("step {done}/{total}  {line}")),
-            }
+            report.step(done, loss_value, lr, ips);
         }
         let eval_now = config.train.eval_every > 0
             && done.is_multiple_of(config.train.eval_every)
@@ -615,9 +602,7 @@ pub fn train<B: AutodiffBackend>(
             break;
         }
     }
-    if let Some(p) = progress.as_mut() {
-        p.finish();
-    }
+    report.finish();
     let train_seconds = started.elapsed().as_secs_f64();
     let images_per_second =
         (state.step - start_step) as f64 * config.train.batch_size as f64 / train_seconds.max(1e-9);

@@ -4,6 +4,8 @@
 //! single-device loop. LeNets++ has no BatchNorm, so nothing per worker breaks the equality.
 //! Plus the configuration errors.
 
+mod common;
+
 use std::path::PathBuf;
 
 use burn::backend::{Autodiff, Flex};
@@ -622,28 +624,6 @@ fn dynamic_adacos_sharded_equals_the_single_device_loop() {
     assert!(err.to_string().contains("head.kind"), "{err}");
 }
 
-/// Records what a `Progress` receiver saw.
-struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl visage_io::Progress for Recorded {
-    fn start(&mut self, stage: &str, total: u64) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("start {stage} {total}"));
-    }
-    fn advance(&mut self, steps: u64) {
-        self.0.lock().unwrap().push(format!("advance {steps}"));
-    }
-    fn message(&mut self, text: &str) {
-        assert!(text.starts_with("loss "), "{text}");
-        self.0.lock().unwrap().push("message".into());
-    }
-    fn finish(&mut self) {
-        self.0.lock().unwrap().push("finish".into());
-    }
-}
-
 /// Long work shows progress: worker 0 of a data-parallel run reports its steps to
 /// `TrainOptions::progress` as the single-device loop does (a stage of `steps`, advanced at
 /// every `log_every`, finished); a resumed run starts the stage at its checkpoint.
@@ -657,7 +637,9 @@ fn a_data_parallel_run_reports_progress() {
     let options = |stop: Option<u64>, resume: bool| TrainOptions {
         stop_after: stop,
         resume,
-        progress: Some(visage_io::SharedProgress::new(Recorded(seen.clone()))),
+        progress: Some(visage_io::SharedProgress::new(common::Recorded(
+            seen.clone(),
+        ))),
         ..TrainOptions::default()
     };
     let run = |o: TrainOptions| {

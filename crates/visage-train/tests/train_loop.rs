@@ -6,6 +6,8 @@
 //! one whole line per step after any resume, a finished run resumed changes nothing, and a
 //! write that fails after any number of bytes loses nothing and the run recovers.
 
+mod common;
+
 use std::path::PathBuf;
 
 use burn::backend::{Autodiff, Flex};
@@ -765,29 +767,6 @@ fn a_class_count_too_large_for_memory_is_refused_before_the_head_is_built() {
     assert!(err.contains("16777216 classes x 512"), "{err}");
 }
 
-/// What a `Progress` receiver saw, in order.
-#[derive(Default)]
-struct Recorded(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-
-impl visage_io::Progress for Recorded {
-    fn start(&mut self, stage: &str, total: u64) {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("start {stage} {total}"));
-    }
-    fn advance(&mut self, steps: u64) {
-        self.0.lock().unwrap().push(format!("advance {steps}"));
-    }
-    fn message(&mut self, text: &str) {
-        assert!(text.starts_with("loss "), "{text}");
-        self.0.lock().unwrap().push("message".into());
-    }
-    fn finish(&mut self) {
-        self.0.lock().unwrap().push("finish".into());
-    }
-}
-
 /// The loop reports through `TrainOptions::progress` (the binary draws the bar): a stage of
 /// `steps` steps, advanced at every `log_every` (here 2 of 5 steps: 2, 2, then the last 1),
 /// and finished; a resume starts the stage at the resumed step.
@@ -801,7 +780,9 @@ fn the_loop_reports_progress_to_the_caller() {
     let options = |stop: Option<u64>, resume: bool| TrainOptions {
         stop_after: stop,
         resume,
-        progress: Some(visage_io::SharedProgress::new(Recorded(seen.clone()))),
+        progress: Some(visage_io::SharedProgress::new(common::Recorded(
+            seen.clone(),
+        ))),
         ..TrainOptions::default()
     };
     run(&config, &dir, options(Some(2), false)).unwrap();

@@ -22,7 +22,6 @@ use visage_data::ImageBatch;
 use visage_data::{AugmentConfig, DataError, ImageBatcher, SampleSource};
 use visage_heads::sharded::{Exchange, ReduceOp, ShardError, ShardedHead};
 use visage_heads::{Head, HeadConfig, HeadState, HeadTensors};
-use visage_io::Progress;
 
 use super::checkpoint::{checkpoint_files, fresh_shards, load_start, ShardStart, Start};
 use super::exchange::{take_collective_seconds, timed};
@@ -34,6 +33,7 @@ use crate::durable::append_line;
 use crate::optim::{clip_factor, clip_global_norm, scale_grads, squared_grad_norm, GroupOptimizer};
 use crate::run_dir::truncate_metrics;
 use crate::schedule::learning_rate;
+use crate::step_report::StepReport;
 use crate::trainer::{config_fingerprint, record_bytes};
 use crate::{init_model, TrainError, Trainee};
 
@@ -712,12 +712,13 @@ fn run_worker<B: AutodiffBackend>(
     let mut pending: Option<TrainError> = None;
     let started = Instant::now();
     take_collective_seconds();
-    let mut progress = plan.progress.clone().filter(|_| rank == 0);
-    if let Some(p) = progress.as_mut() {
-        p.start("train", plan.total);
-        p.advance(plan.start);
-    }
-    let mut reported = plan.start;
+    // Worker 0 reports the steps.
+    let mut report = StepReport::start(
+        plan.progress.clone().filter(|_| rank == 0),
+        rank == 0 && plan.say_steps,
+        plan.start,
+        plan.total,
+    );
     for step in plan.start..plan.end {
         let (epoch, b) = (step / plan.batches_per_epoch, step % plan.batches_per_epoch);
         if cached.as_ref().map(|(e, _)| *e) != Some(epoch) {
@@ -910,16 +911,7 @@ fn run_worker<B: AutodiffBackend>(
         if rank == 0 && (done.is_multiple_of(config.train.log_every) || done == plan.total) {
             let ips = (done - plan.start) as f64 * config.train.batch_size as f64
                 / started.elapsed().as_secs_f64().max(1e-9);
-            let line = format!("loss {loss_value:.4}  lr {lr:.4}  {ips:.1} img/s");
-            match progress.as_mut() {
-                Some(p) => {
-                    p.advance(done - reported);
-                    p.message(&line);
-                    reported = done;
-                }
-                None if plan.say_steps => eprintln!("step {done}/{}  {line}", plan.total),
-                None => {}
-            }
+            report.step(done, loss_value, lr, ips);
         }
         let every = config.train.checkpoint_every;
         let checkpoint = (every > 0 && done.is_multiple_of(every)) || done == plan.total;
@@ -957,9 +949,7 @@ fn run_worker<B: AutodiffBackend>(
             }
         }
     }
-    if let Some(p) = progress.as_mut() {
-        p.finish();
-    }
+    report.finish();
     if let Some(e) = pending {
         return Err(fail.train(e));
     }
