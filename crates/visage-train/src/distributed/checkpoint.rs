@@ -62,16 +62,24 @@ pub(crate) fn fresh_shards<B: AutodiffBackend>(
     model: &Trainee<B>,
     world: usize,
 ) -> Result<Vec<ShardStart<B>>, visage_heads::sharded::ShardError> {
+    Ok(cut_shards(config, &model.head, world)?
+        .into_iter()
+        .map(|shard| (shard, None))
+        .collect())
+}
+
+/// The `world` shards of `head` with the config's sampling (none for a replicated head).
+fn cut_shards<B: AutodiffBackend>(
+    config: &TrainConfig,
+    head: &visage_heads::Head<B>,
+    world: usize,
+) -> Result<Vec<ShardedHead<B>>, visage_heads::sharded::ShardError> {
     let Some(rate) = config.sharded_head() else {
         return Ok(Vec::new());
     };
     (0..world)
         .map(|rank| {
-            Ok((
-                ShardedHead::from_head(&model.head, world, rank)?
-                    .with_sampling(rate, config.train.seed)?,
-                None,
-            ))
+            ShardedHead::from_head(head, world, rank)?.with_sampling(rate, config.train.seed)
         })
         .collect()
 }
@@ -106,12 +114,12 @@ pub(crate) fn load_start<B: AutodiffBackend>(
             shards: Vec::new(),
         });
     };
-    let Some(rate) = config.sharded_head() else {
+    if config.sharded_head().is_none() {
         return Err(shard_error(
             dir,
             "holds a sharded head, but the config does not shard it",
         ));
-    };
+    }
     model.backbone = model
         .backbone
         .load_record(read_record::<B, _>(&dir.join("backbone.bin"), device)?);
@@ -143,19 +151,18 @@ pub(crate) fn load_start<B: AutodiffBackend>(
         .map_err(|e| shard_error(dir, e))?;
     let (rows, _) = config.class_weight_rows(classes)?;
     let rows_per_class = rows / classes.max(1);
-    let mut shards = Vec::with_capacity(world);
-    let mut new = Vec::with_capacity(world);
-    for rank in 0..world {
-        let shard = ShardedHead::from_head(&model.head, world, rank)
-            .and_then(|s| s.with_sampling(rate, config.train.seed))
-            .map_err(|e| shard_error(dir, e))?;
-        let range = shard_range(classes, world, rank);
-        new.push(NewShard {
-            params: row_params(&shard),
-            rows: range.start * rows_per_class..range.end * rows_per_class,
-        });
-        shards.push(shard);
-    }
+    let shards = cut_shards(config, &model.head, world).map_err(|e| shard_error(dir, e))?;
+    let new: Vec<NewShard> = shards
+        .iter()
+        .enumerate()
+        .map(|(rank, shard)| {
+            let range = shard_range(classes, world, rank);
+            NewShard {
+                params: row_params(shard),
+                rows: range.start * rows_per_class..range.end * rows_per_class,
+            }
+        })
+        .collect();
     let optim = reshard_optimizer::<B>(config.optim.kind, &old_optim, &new, device)
         .map_err(|e| shard_error(dir, e))?;
     Ok(Start {
