@@ -162,9 +162,9 @@ impl<B: Backend> LeNetPP<B> {
                 x = layer.forward(x);
             }
             x = if i < 2 {
-                self.pool.forward(x)
+                crate::ops::max_pool2d(&self.pool, x)
             } else {
-                self.pool3.forward(x)
+                crate::ops::max_pool2d(&self.pool3, x)
             };
         }
         let x: Tensor<B, 2> = x.flatten(1, 3);

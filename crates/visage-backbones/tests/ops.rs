@@ -1,5 +1,5 @@
-//! `visage_backbones::ops` against float64 loops written here: the conv2d, PReLU and
-//! training-mode batch-norm forward values and their input / weight / bias / slope / scale
+//! `visage_backbones::ops` against float64 loops written here: the conv2d, PReLU, max-pool
+//! and training-mode batch-norm forward values and their input / weight / bias / slope / scale
 //! / shift gradients (and the batch norm's running statistics), on `Autodiff<Flex>` (the
 //! hand-written kernels) and `Autodiff<NdArray>` (Burn's composite ops), on edge shapes.
 //! The f64 reference gradients are themselves checked against central finite differences of
@@ -8,6 +8,7 @@
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, PRelu, PReluConfig, PaddingConfig2d};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
@@ -471,6 +472,130 @@ fn prelu_matches_f64_reference_on_flex_kernel() {
 #[test]
 fn prelu_matches_f64_reference_on_ndarray() {
     prelu_all::<AdNd>();
+}
+
+/// A max-pool case: input `[n, c, h, w]`, kernel, stride, symmetric padding.
+struct PoolCase {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 2],
+}
+
+/// f64 max pool: (y, dx of sum(y * r)); each window's first maximum in row-major order
+/// takes the value and the gradient (burn-flex's and PyTorch's rule); padding never wins.
+fn max_pool_ref(c: &PoolCase, x: &[f64], r: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let ho = (c.h + 2 * c.pad[0] - c.k[0]) / c.stride[0] + 1;
+    let wo = (c.w + 2 * c.pad[1] - c.k[1]) / c.stride[1] + 1;
+    let mut y = Vec::new();
+    let mut dx = vec![0.0; x.len()];
+    for plane in 0..c.n * c.c {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let mut best: Option<(f64, usize)> = None;
+                for ki in 0..c.k[0] {
+                    for kj in 0..c.k[1] {
+                        let iy = (oy * c.stride[0] + ki) as isize - c.pad[0] as isize;
+                        let ix = (ox * c.stride[1] + kj) as isize - c.pad[1] as isize;
+                        if iy < 0 || ix < 0 || iy >= c.h as isize || ix >= c.w as isize {
+                            continue;
+                        }
+                        let i = plane * c.h * c.w + iy as usize * c.w + ix as usize;
+                        if best.is_none_or(|(b, _)| x[i] > b) {
+                            best = Some((x[i], i));
+                        }
+                    }
+                }
+                let (v, i) = best.expect("every window holds an input");
+                y.push(v);
+                dx[i] += r[y.len() - 1];
+            }
+        }
+    }
+    (y, dx)
+}
+
+fn check_max_pool<B: AutodiffBackend>(c: PoolCase, ties: bool) {
+    let len = c.n * c.c * c.h * c.w;
+    // With `ties`, values on a coarse grid so that windows hold equal maxima.
+    let x: Vec<f64> = values(len, 41)
+        .iter()
+        .map(|&v| if ties { (v * 2.0).round() / 2.0 } else { v })
+        .collect();
+    let x = rounded(&x);
+    let pool = MaxPool2dConfig::new(c.k)
+        .with_strides(c.stride)
+        .with_padding(PaddingConfig2d::Explicit(
+            c.pad[0], c.pad[1], c.pad[0], c.pad[1],
+        ))
+        .init();
+    let ho = (c.h + 2 * c.pad[0] - c.k[0]) / c.stride[0] + 1;
+    let wo = (c.w + 2 * c.pad[1] - c.k[1]) / c.stride[1] + 1;
+    let r = rounded(&values(c.n * c.c * ho * wo, 42));
+    let (want_y, want_dx) = max_pool_ref(&c, &x, &r);
+    let xt = tensor::<B, 4>(&x, [c.n, c.c, c.h, c.w]).require_grad();
+    let y = ops::max_pool2d(&pool, xt.clone());
+    assert_eq!(y.dims(), [c.n, c.c, ho, wo]);
+    let loss = (y.clone() * tensor::<B, 4>(&r, [c.n, c.c, ho, wo])).sum();
+    let grads = loss.backward();
+    let what = format!(
+        "[{}, {}, {}, {}] k {:?} s {:?} p {:?} ties {ties}",
+        c.n, c.c, c.h, c.w, c.k, c.stride, c.pad
+    );
+    assert_eq!(read(y), want_y, "y {what}");
+    let dx = xt.grad(&grads).expect("input gradient");
+    // Overlapping windows add several output gradients in f32.
+    assert_close(&format!("dx {what}"), &read(dx), &want_dx, 1e-6);
+}
+
+fn pool_cases() -> Vec<PoolCase> {
+    let case = |n, c, h, w, k: usize, s: usize, p: usize| PoolCase {
+        n,
+        c,
+        h,
+        w,
+        k: [k, k],
+        stride: [s, s],
+        pad: [p, p],
+    };
+    vec![
+        case(3, 4, 28, 28, 2, 2, 0), // LeNets++ stage 1
+        case(2, 3, 7, 7, 3, 2, 0),   // LeNets++ stage 3: 7 -> 3
+        case(2, 2, 9, 6, 2, 2, 0),   // odd height: the last row is dropped
+        case(1, 3, 5, 8, 3, 1, 1),   // overlapping windows with padding
+        case(2, 1, 4, 4, 3, 3, 2),   // windows partly in the padding
+        PoolCase {
+            n: 1,
+            c: 2,
+            h: 6,
+            w: 7,
+            k: [2, 3],
+            stride: [1, 2],
+            pad: [1, 0],
+        },
+        case(1, 1, 1, 1, 1, 1, 0),
+    ]
+}
+
+#[test]
+fn max_pool_matches_f64_reference_on_flex_kernel() {
+    for c in pool_cases() {
+        check_max_pool::<AdFlex>(c, false);
+    }
+    // Ties: the first maximum in row-major order, as burn-flex's own op.
+    for c in pool_cases() {
+        check_max_pool::<AdFlex>(c, true);
+    }
+}
+
+#[test]
+fn max_pool_matches_f64_reference_on_ndarray() {
+    for c in pool_cases() {
+        check_max_pool::<AdNd>(c, false);
+    }
 }
 
 /// Inference (no autodiff) goes through Burn's ops on both CPU backends, same values.

@@ -24,27 +24,27 @@ use super::cast;
 type Ad = Autodiff<Flex>;
 type AdPrim = burn::tensor::ops::FloatTensor<Ad>;
 
-fn is_ad_flex<B: Backend>() -> bool {
+pub(super) fn is_ad_flex<B: Backend>() -> bool {
     TypeId::of::<B>() == TypeId::of::<Ad>()
 }
 
-fn to_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> AdPrim {
+pub(super) fn to_prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> AdPrim {
     let t: Tensor<Ad, D> = cast(t).unwrap_or_else(|_| unreachable!("checked B == Autodiff<Flex>"));
     t.into_primitive().tensor()
 }
 
-fn from_prim<B: Backend, const D: usize>(p: AdPrim) -> Tensor<B, D> {
+pub(super) fn from_prim<B: Backend, const D: usize>(p: AdPrim) -> Tensor<B, D> {
     let t = Tensor::<Ad, D>::from_primitive(TensorPrimitive::Float(p));
     cast(t).unwrap_or_else(|_| unreachable!("checked B == Autodiff<Flex>"))
 }
 
 /// A contiguous f32 tensor of `shape` from `data`.
-fn flex_f32(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
+pub(super) fn flex_f32(data: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(data, Shape::from(shape.to_vec())))
 }
 
 /// Images handed to one rayon task (a few per thread, for balance on a busy machine).
-fn per_task(n: usize) -> usize {
+pub(super) fn per_task(n: usize) -> usize {
     n.div_ceil(2 * rayon::current_num_threads()).max(1)
 }
 
@@ -127,6 +127,41 @@ fn shifted_block(g: &ConvGeom, ki: usize, kj: usize) -> (usize, usize, isize, us
     (oy0, oy1, base, lo as usize, hi as usize)
 }
 
+/// Where one kernel offset `(ki, kj)` of a stride-1, same-width convolution reads: the
+/// valid output columns `ox0..ox1` and [`shifted_block`]'s `(oy0, oy1, base, lo, hi)`.
+#[derive(Clone, Copy)]
+struct Shift {
+    ox0: usize,
+    ox1: usize,
+    oy0: usize,
+    oy1: usize,
+    base: isize,
+    lo: usize,
+    hi: usize,
+}
+
+/// [`Shift`] of every kernel offset, `ki`-major (the same for every channel, so computed
+/// once per image rather than per im2col row: its divisions showed in profiles).
+fn shifts(g: &ConvGeom) -> Vec<Shift> {
+    let mut v = Vec::with_capacity(g.kh * g.kw);
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let (ox0, ox1) = g.ox_range(kj);
+            let (oy0, oy1, base, lo, hi) = shifted_block(g, ki, kj);
+            v.push(Shift {
+                ox0,
+                ox1,
+                oy0,
+                oy1,
+                base,
+                lo,
+                hi,
+            });
+        }
+    }
+    v
+}
+
 /// Zeroes columns `0..ox0` and `ox1..w` of every row of `block` (rows of `w`), column by
 /// column: a strided store per entry, where row-wise fills of one or two entries would each be
 /// a `memset` call.
@@ -142,7 +177,28 @@ fn zero_columns(block: &mut [f32], w: usize, ox0: usize, ox1: usize) {
 /// `[cin * kh * kw, ld]`.
 fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
     let p = g.p();
-    let same = g.same_width_stride_1();
+    if g.same_width_stride_1() {
+        // Per row: one block copy of the shifted channel, then the padding zeroed.
+        let table = shifts(g);
+        let w = g.w;
+        for c in 0..g.cin {
+            let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (t, sh) in table.iter().enumerate() {
+                let row = &mut col[(c * table.len() + t) * ld + off..][..p];
+                row[..sh.oy0 * w].fill(0.0);
+                row[sh.oy1 * w..].fill(0.0);
+                let block = &mut row[sh.oy0 * w..sh.oy1 * w];
+                block[..sh.lo].fill(0.0);
+                block[sh.hi..].fill(0.0);
+                if sh.lo < sh.hi {
+                    let s0 = (sh.base + sh.lo as isize) as usize;
+                    block[sh.lo..sh.hi].copy_from_slice(&xc[s0..s0 + (sh.hi - sh.lo)]);
+                }
+                zero_columns(block, w, sh.ox0, sh.ox1);
+            }
+        }
+        return;
+    }
     for c in 0..g.cin {
         let xc = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -150,22 +206,6 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
             for kj in 0..g.kw {
                 let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
-                if same {
-                    // One block copy of the shifted channel, then the padding zeroed.
-                    let (oy0, oy1, base, lo, hi) = shifted_block(g, ki, kj);
-                    let w = g.w;
-                    row[..oy0 * w].fill(0.0);
-                    row[oy1 * w..].fill(0.0);
-                    let block = &mut row[oy0 * w..oy1 * w];
-                    block[..lo].fill(0.0);
-                    block[hi..].fill(0.0);
-                    if lo < hi {
-                        let s0 = (base + lo as isize) as usize;
-                        block[lo..hi].copy_from_slice(&xc[s0..s0 + (hi - lo)]);
-                    }
-                    zero_columns(block, w, ox0, ox1);
-                    continue;
-                }
                 for oy in 0..g.ho {
                     let out = &mut row[oy * g.wo..(oy + 1) * g.wo];
                     if oy < oy0 || oy >= oy1 || ox0 >= ox1 {
@@ -196,7 +236,33 @@ fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
 /// kernel offset adds as one contiguous block.
 fn col2im_add(g: &ConvGeom, col: &mut [f32], ld: usize, off: usize, dx: &mut [f32]) {
     let p = g.p();
-    let same = g.same_width_stride_1();
+    if g.same_width_stride_1() {
+        let table = shifts(g);
+        let w = g.w;
+        for c in 0..g.cin {
+            let dxc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (t, sh) in table.iter().enumerate() {
+                if sh.ox0 >= sh.ox1 {
+                    continue;
+                }
+                let row = &mut col[(c * table.len() + t) * ld + off..][..p];
+                let block = &mut row[sh.oy0 * w..sh.oy1 * w];
+                // Entries of padding columns land, shifted, on the neighbouring row's
+                // ends: zeroed, the block add leaves those alone.
+                zero_columns(block, w, sh.ox0, sh.ox1);
+                if sh.lo < sh.hi {
+                    let s0 = (sh.base + sh.lo as isize) as usize;
+                    for (d, s) in dxc[s0..s0 + (sh.hi - sh.lo)]
+                        .iter_mut()
+                        .zip(&block[sh.lo..sh.hi])
+                    {
+                        *d += s;
+                    }
+                }
+            }
+        }
+        return;
+    }
     for c in 0..g.cin {
         let dxc = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ki in 0..g.kh {
@@ -205,21 +271,6 @@ fn col2im_add(g: &ConvGeom, col: &mut [f32], ld: usize, off: usize, dx: &mut [f3
                 let row = &mut col[((c * g.kh + ki) * g.kw + kj) * ld + off..][..p];
                 let (ox0, ox1) = g.ox_range(kj);
                 if ox0 >= ox1 {
-                    continue;
-                }
-                if same {
-                    let (oy0, oy1, base, lo, hi) = shifted_block(g, ki, kj);
-                    let w = g.w;
-                    let block = &mut row[oy0 * w..oy1 * w];
-                    // Entries of padding columns land, shifted, on the neighbouring row's
-                    // ends: zeroed, the block add leaves those alone.
-                    zero_columns(block, w, ox0, ox1);
-                    if lo < hi {
-                        let s0 = (base + lo as isize) as usize;
-                        for (d, s) in dxc[s0..s0 + (hi - lo)].iter_mut().zip(&block[lo..hi]) {
-                            *d += s;
-                        }
-                    }
                     continue;
                 }
                 for oy in oy0..oy1 {
@@ -242,13 +293,27 @@ fn col2im_add(g: &ConvGeom, col: &mut [f32], ld: usize, off: usize, dx: &mut [f3
     }
 }
 
+/// Layout of a GEMM destination `m x n`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dst {
+    /// Row-major: entry `(i, j)` at `i * n + j`.
+    RowMajor,
+    /// Column-major: entry `(i, j)` at `i + j * m`.
+    ColMajor,
+}
+
 /// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, strides in elements (column, row).
+///
+/// gemm's micro-kernels write column-major tiles and read the left operand in place when its
+/// rows are contiguous (row stride 1) and the product is narrow; otherwise they first copy
+/// ("pack") it. A row-major destination is computed as the transposed problem.
 #[allow(clippy::too_many_arguments)]
 fn sgemm(
     m: usize,
     n: usize,
     k: usize,
     dst: &mut [f32],
+    dst_layout: Dst,
     accumulate: bool,
     lhs: &[f32],
     lhs_cs: usize,
@@ -260,6 +325,10 @@ fn sgemm(
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(n == 0 || k == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    let (dst_cs, dst_rs) = match dst_layout {
+        Dst::RowMajor => (1, n as isize),
+        Dst::ColMajor => (m as isize, 1),
+    };
     // SAFETY: the asserts above keep every index gemm reads or writes inside the slices;
     // dst does not alias lhs or rhs (a `&mut` and two `&`).
     unsafe {
@@ -268,8 +337,8 @@ fn sgemm(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -381,12 +450,16 @@ pub(crate) fn conv2d_backward_f32(
                     let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
                     im2col(&gm, xb, col, cols, j * p);
                 }
-                // dW (cout x k) += G (cout x cols) * X^T (cols x k)
+                // dW (cout x k) += G (cout x cols) * X^T (cols x k), accumulated
+                // column-major (`acc.dw` is dW^T, `[k, cout]`): gemm then copies only G
+                // (cout x cols) into its packed form and reads the im2col X (k times
+                // larger) where it lies; a row-major dW would pack X.
                 sgemm(
                     gm.cout,
                     k,
                     cols,
                     &mut acc.dw,
+                    Dst::ColMajor,
                     true,
                     gcat,
                     1,
@@ -398,7 +471,7 @@ pub(crate) fn conv2d_backward_f32(
             }
             if let Some(dx) = dx {
                 // dX (k x cols) = W^T (k x cout) * G (cout x cols)
-                sgemm(k, cols, gm.cout, col, false, w, k, 1, gcat, 1, cols);
+                sgemm(k, cols, gm.cout, col, Dst::RowMajor, false, w, k, 1, gcat, 1, cols);
                 for j in 0..nb {
                     col2im_add(&gm, col, cols, j * p, &mut dx[j * x_img..(j + 1) * x_img]);
                 }
@@ -443,9 +516,19 @@ pub(crate) fn conv2d_backward_f32(
             .reduce_with(merge),
     }
     .unwrap_or_else(init);
+    // acc.dw is dW^T [k, cout]: back to [cout, k].
+    let dw = need_w.then(|| {
+        let mut dw = vec![0.0f32; gm.cout * k];
+        for (kk, row) in acc.dw.chunks_exact(gm.cout).enumerate() {
+            for (o, &v) in row.iter().enumerate() {
+                dw[o * k + kk] = v;
+            }
+        }
+        dw
+    });
     (
         dx,
-        need_w.then_some(acc.dw),
+        dw,
         need_b.then(|| acc.db.iter().map(|&v| v as f32).collect()),
     )
 }
@@ -487,9 +570,9 @@ pub(crate) fn conv2d_forward_f32(
                 }
                 // Y (cout x cols) = W (cout x k) * X (k x cols)
                 if nb == 1 {
-                    sgemm(gm.cout, cols, k, yb, false, w, 1, k, col, 1, cols);
+                    sgemm(gm.cout, cols, k, yb, Dst::RowMajor, false, w, 1, k, col, 1, cols);
                 } else {
-                    sgemm(gm.cout, cols, k, buf, false, w, 1, k, col, 1, cols);
+                    sgemm(gm.cout, cols, k, buf, Dst::RowMajor, false, w, 1, k, col, 1, cols);
                     for j in 0..nb {
                         for o in 0..gm.cout {
                             yb[j * y_img + o * p..j * y_img + (o + 1) * p]

@@ -24,18 +24,27 @@
 //!   `dbeta = sum g` (Burn's composite runs a dozen broadcasting element-wise ops and their
 //!   backwards, most of them through strided iteration).
 //!
-//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`: only those ops;
+//! - [`max_pool2d`]: `MaxPool2d::forward`; one pass over each plane keeping the argmax as a
+//!   `u32` per output, the backward adds each output gradient at its argmax (burn-flex's
+//!   op spent most of LeNets++'s pooling time in bounds-checked strided loops writing an
+//!   `i64` index per output); the same tie rule as burn-flex (first maximum in row-major
+//!   window order).
+//!
+//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`, `pool`: only those ops;
 //! `convfwd` is the conv's own batch-parallel im2col + GEMM forward inside `conv`, else
 //! burn-flex's forward) switches the kernels off at run
 //! time, for A/B measurements.
 
 use burn::nn::conv::Conv2d;
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PRelu};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 #[cfg(feature = "fast-cpu")]
 mod flex;
+#[cfg(feature = "fast-cpu")]
+mod max_pool_flex;
 
 /// Which fast kernels are on (`VISAGE_FAST_CPU`, read once).
 #[cfg(feature = "fast-cpu")]
@@ -108,4 +117,21 @@ pub fn batch_norm<B: Backend, const D: usize>(bn: &BatchNorm<B>, x: Tensor<B, D>
         false => x,
     };
     bn.forward(x)
+}
+
+/// `pool.forward(x)`, with a one-pass forward (argmax kept) and backward on
+/// `Autodiff<Flex>`.
+///
+/// # Shapes
+/// - input `[N, C, H, W]`, output `[N, C, H_out, W_out]`.
+pub fn max_pool2d<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    #[cfg(feature = "fast-cpu")]
+    let x = match enabled("pool") {
+        true => match max_pool_flex::max_pool2d(pool, x) {
+            Ok(y) => return y,
+            Err(x) => x,
+        },
+        false => x,
+    };
+    pool.forward(x)
 }
