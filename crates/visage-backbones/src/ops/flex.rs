@@ -387,8 +387,10 @@ fn with_conv_scratch<R>(col: usize, gcat: usize, f: impl FnOnce(&mut [f32], &mut
 }
 
 /// Output positions per GEMM: images are taken in blocks of `bs` so that the GEMMs of
-/// small maps (2x2 at sphere4's last stage) still have a wide inner dimension.
-const CONV_BLOCK_COLUMNS: usize = 1024;
+/// small maps (2x2 at sphere4's last stage) still have a wide inner dimension. Small, so
+/// that a block's im2col stays near the core: 1024 (two 28x28 images, six 14x14 ones) put
+/// LeNets++'s im2col at 5-7.5 MB a block, and its step took about 1.2x as long.
+const CONV_BLOCK_COLUMNS: usize = 128;
 
 /// The conv backward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
 /// `g` `[n, cout, ho, wo]`; returns the input, weight and bias gradients asked for.
