@@ -354,6 +354,27 @@ fn conv2d_large_batch_matches_f64_reference() {
     check_conv::<AdNd>(c);
 }
 
+/// More output channels than one forward GEMM takes (the kernel's forward works in column
+/// chunks of 48) and blocks of several images whose output positions (3 x 5 x 5 = 75) are
+/// not a multiple of the GEMM's row multiple (the kernel pads them to 80).
+#[test]
+fn conv2d_wide_output_matches_f64_reference() {
+    let c = ConvCase {
+        n: 11,
+        cin: 3,
+        cout: 101,
+        h: 5,
+        w: 5,
+        k: [3, 3],
+        stride: [1, 1],
+        pad: [1, 1],
+        bias: true,
+        x_grad: true,
+    };
+    check_conv::<AdFlex>(c);
+    check_conv::<AdNd>(c);
+}
+
 /// The f64 reference gradients against central differences of the f64 forward.
 #[test]
 #[allow(clippy::needless_range_loop)]

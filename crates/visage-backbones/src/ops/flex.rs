@@ -426,6 +426,20 @@ pub(crate) fn conv2d_backward_f32(
             Vec::new()
         },
     };
+    // W^T `[k, cout]` (row-major): gemm reads it in place as the right operand of the
+    // input gradient's GEMM, where W itself (`[cout, k]`) would be copied into gemm's
+    // packed form at every block (about 50M floats a LeNets++ step).
+    let wt: Vec<f32> = if need_x {
+        let mut wt = vec![0.0f32; k * gm.cout];
+        for (o, row) in w.chunks_exact(k).enumerate() {
+            for (kk, &v) in row.iter().enumerate() {
+                wt[kk * gm.cout + o] = v;
+            }
+        }
+        wt
+    } else {
+        Vec::new()
+    };
     let one = |mut acc: ConvAcc, blk: usize, dx: Option<&mut [f32]>| -> ConvAcc {
         let b0 = blk * bs;
         let nb = bs.min(gm.n - b0);
@@ -472,8 +486,8 @@ pub(crate) fn conv2d_backward_f32(
                 );
             }
             if let Some(dx) = dx {
-                // dX (k x cols) = W^T (k x cout) * G (cout x cols)
-                sgemm(k, cols, gm.cout, col, Dst::RowMajor, false, w, k, 1, gcat, 1, cols);
+                // dX (k x cols) = W^T (k x cout) * G (cout x cols), W^T from `wt`
+                sgemm(k, cols, gm.cout, col, Dst::RowMajor, false, &wt, 1, gm.cout, gcat, 1, cols);
                 for j in 0..nb {
                     col2im_add(&gm, col, cols, j * p, &mut dx[j * x_img..(j + 1) * x_img]);
                 }
@@ -535,6 +549,15 @@ pub(crate) fn conv2d_backward_f32(
     )
 }
 
+/// gemm's f32 vector width with AVX-512: it copies ("packs") a left operand whose row
+/// count is not a multiple of it.
+const GEMM_ROW_MULTIPLE: usize = 16;
+
+/// Output channels per forward GEMM: gemm reads the left operand (the im2col) in place for
+/// products at most 48 columns wide (8 times its 6-column micro-tile) and packs it for
+/// wider ones.
+const FORWARD_OUT_CHUNK: usize = 48;
+
 /// The conv forward on raw buffers: `x` `[n, cin, h, w]`, `w` `[cout, cin, kh, kw]`,
 /// `bias` `[cout]`; returns `y` `[n, cout, ho, wo]`.
 ///
@@ -564,21 +587,46 @@ pub(crate) fn conv2d_forward_f32(
             let b0 = blk * bs;
             let nb = yb.len() / y_img;
             let cols = nb * p;
-            let buf_len = if nb == 1 { 0 } else { gm.cout * cols };
-            with_conv_scratch(k * cols, buf_len, |col, buf| {
+            // The GEMM's rows (output positions) rounded up to gemm's vector width and its
+            // columns (output channels) taken FORWARD_OUT_CHUNK at a time: then gemm reads
+            // the im2col where it lies instead of copying it into its packed form first.
+            let ld = cols.next_multiple_of(GEMM_ROW_MULTIPLE);
+            let direct = nb == 1 && ld == cols;
+            let buf_len = if direct { 0 } else { gm.cout * ld };
+            with_conv_scratch(k * ld, buf_len, |col, buf| {
                 for j in 0..nb {
                     let xb = &x[(b0 + j) * x_img..(b0 + j + 1) * x_img];
-                    im2col(&gm, xb, col, cols, j * p);
+                    im2col(&gm, xb, col, ld, j * p);
                 }
-                // Y (cout x cols) = W (cout x k) * X (k x cols)
-                if nb == 1 {
-                    sgemm(gm.cout, cols, k, yb, Dst::RowMajor, false, w, 1, k, col, 1, cols);
-                } else {
-                    sgemm(gm.cout, cols, k, buf, Dst::RowMajor, false, w, 1, k, col, 1, cols);
+                if ld > cols {
+                    for row in col.chunks_exact_mut(ld) {
+                        row[cols..].fill(0.0);
+                    }
+                }
+                let out: &mut [f32] = if direct { &mut *yb } else { &mut *buf };
+                for o0 in (0..gm.cout).step_by(FORWARD_OUT_CHUNK) {
+                    let oc = FORWARD_OUT_CHUNK.min(gm.cout - o0);
+                    // Y[o0..o0 + oc] (oc x ld) = W[o0..o0 + oc] (oc x k) * X (k x ld)
+                    sgemm(
+                        oc,
+                        ld,
+                        k,
+                        &mut out[o0 * ld..],
+                        Dst::RowMajor,
+                        false,
+                        &w[o0 * k..],
+                        1,
+                        k,
+                        col,
+                        1,
+                        ld,
+                    );
+                }
+                if !direct {
                     for j in 0..nb {
                         for o in 0..gm.cout {
                             yb[j * y_img + o * p..j * y_img + (o + 1) * p]
-                                .copy_from_slice(&buf[o * cols + j * p..o * cols + (j + 1) * p]);
+                                .copy_from_slice(&buf[o * ld + j * p..o * ld + (j + 1) * p]);
                         }
                     }
                 }

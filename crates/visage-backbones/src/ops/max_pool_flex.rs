@@ -80,15 +80,21 @@ pub(crate) fn max_pool2d_forward_f32(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<
                 let yr = &mut yp[oy * g.wo..(oy + 1) * g.wo];
                 let ir = &mut ip[oy * g.wo..(oy + 1) * g.wo];
                 for ((yv, iv), &(x0, x1)) in yr.iter_mut().zip(ir.iter_mut()).zip(&cols) {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = NONE;
+                    if y0 >= y1 || x0 >= x1 {
+                        (*yv, *iv) = (f32::NEG_INFINITY, NONE);
+                        continue;
+                    }
+                    // The window's first element, then each later one taken only when
+                    // strictly greater, as selects: maxima of random data are an
+                    // unpredictable branch (it cost burn-flex's loop as much as the rest).
+                    let first = y0 * g.w + x0;
+                    let (mut best, mut at) = (xp[first], first as u32);
                     for iy in y0..y1 {
                         let row = &xp[iy * g.w..(iy + 1) * g.w];
                         for (ix, &v) in row[x0..x1].iter().enumerate() {
-                            if at == NONE || v > best {
-                                best = v;
-                                at = (iy * g.w + x0 + ix) as u32;
-                            }
+                            let gt = v > best;
+                            best = if gt { v } else { best };
+                            at = if gt { (iy * g.w + x0 + ix) as u32 } else { at };
                         }
                     }
                     *yv = best;
