@@ -1029,6 +1029,10 @@ fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The `visage` binary's allocator (see `src/main.rs`), so the bench measures what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let o = parse_args();
     let started = Instant::now();
