@@ -22,7 +22,7 @@ use burn::tensor::{DType, Tensor};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::flex::{flex_f32, from_prim, is_ad_flex, to_prim};
+use super::flex::{filled, flex_f32, from_prim, is_ad_flex, to_prim};
 
 /// No element of the window lies inside the plane (only with padding of a kernel's size).
 const NONE: u32 = u32::MAX;
@@ -59,8 +59,8 @@ fn planes_per_task(per_plane: usize) -> usize {
 /// and, per output, the index inside its plane of the element it took (`u32::MAX`: none).
 pub(crate) fn max_pool2d_forward_f32(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (plane_in, plane_out) = (g.h * g.w, g.ho * g.wo);
-    let mut y = vec![0.0f32; g.planes * plane_out];
-    let mut idx = vec![NONE; g.planes * plane_out];
+    let mut y = filled(g.planes * plane_out, 0.0f32);
+    let mut idx = filled(g.planes * plane_out, NONE);
     if plane_out == 0 {
         return (y, idx);
     }
@@ -108,7 +108,7 @@ pub(crate) fn max_pool2d_forward_f32(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<
 /// The max pool backward: each output gradient added to the input it took.
 pub(crate) fn max_pool2d_backward_f32(g: &PoolGeom, idx: &[u32], grad: &[f32]) -> Vec<f32> {
     let (plane_in, plane_out) = (g.h * g.w, g.ho * g.wo);
-    let mut dx = vec![0.0f32; g.planes * plane_in];
+    let mut dx = filled(g.planes * plane_in, 0.0f32);
     if plane_in == 0 || plane_out == 0 {
         return dx;
     }
