@@ -63,6 +63,35 @@ pub(super) fn filled<T: Copy + Send + Sync>(n: usize, v: T) -> Vec<T> {
     out
 }
 
+/// The transpose `[cols, rows]` of the row-major `a` `[rows, cols]`, a band of 32 output rows
+/// at a time (a strided walk over a whole column misses the cache at every element), the
+/// bands spread over rayon's threads. The conv backward transposes weight-sized matrices
+/// twice a call; element by element on the calling thread, that was half of sphere4's
+/// serial time.
+pub(super) fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const T: usize = 32;
+    debug_assert_eq!(a.len(), rows * cols);
+    let mut out = filled(rows * cols, 0.0f32);
+    if rows == 0 || cols == 0 {
+        return out;
+    }
+    // Output row band c0..c0 + T (input columns c0..c0 + T).
+    out.par_chunks_mut(T * rows)
+        .enumerate()
+        .for_each(|(band, ob)| {
+            let c0 = band * T;
+            let nc = ob.len() / rows;
+            // Row by row: T contiguous reads, T writes to lines that stay in L1.
+            for r in 0..rows {
+                let src = &a[r * cols + c0..r * cols + c0 + nc];
+                for (c, &v) in src.iter().enumerate() {
+                    ob[c * rows + r] = v;
+                }
+            }
+        });
+    out
+}
+
 /// Images handed to one rayon task (a few per thread, for balance on a busy machine).
 pub(super) fn per_task(n: usize) -> usize {
     n.div_ceil(2 * rayon::current_num_threads()).max(1)
@@ -450,13 +479,7 @@ pub(crate) fn conv2d_backward_f32(
     // input gradient's GEMM, where W itself (`[cout, k]`) would be copied into gemm's
     // packed form at every block (about 50M floats a LeNets++ step).
     let wt: Vec<f32> = if need_x {
-        let mut wt = vec![0.0f32; k * gm.cout];
-        for (o, row) in w.chunks_exact(k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                wt[kk * gm.cout + o] = v;
-            }
-        }
-        wt
+        transpose(w, gm.cout, k)
     } else {
         Vec::new()
     };
@@ -507,7 +530,20 @@ pub(crate) fn conv2d_backward_f32(
             }
             if let Some(dx) = dx {
                 // dX (k x cols) = W^T (k x cout) * G (cout x cols), W^T from `wt`
-                sgemm(k, cols, gm.cout, col, Dst::RowMajor, false, &wt, 1, gm.cout, gcat, 1, cols);
+                sgemm(
+                    k,
+                    cols,
+                    gm.cout,
+                    col,
+                    Dst::RowMajor,
+                    false,
+                    &wt,
+                    1,
+                    gm.cout,
+                    gcat,
+                    1,
+                    cols,
+                );
                 for j in 0..nb {
                     col2im_add(&gm, col, cols, j * p, &mut dx[j * x_img..(j + 1) * x_img]);
                 }
@@ -553,15 +589,7 @@ pub(crate) fn conv2d_backward_f32(
     }
     .unwrap_or_else(init);
     // acc.dw is dW^T [k, cout]: back to [cout, k].
-    let dw = need_w.then(|| {
-        let mut dw = vec![0.0f32; gm.cout * k];
-        for (kk, row) in acc.dw.chunks_exact(gm.cout).enumerate() {
-            for (o, &v) in row.iter().enumerate() {
-                dw[o * k + kk] = v;
-            }
-        }
-        dw
-    });
+    let dw = need_w.then(|| transpose(&acc.dw, k, gm.cout));
     (
         dx,
         dw,

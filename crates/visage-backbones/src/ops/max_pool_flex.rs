@@ -47,7 +47,10 @@ pub(crate) struct PoolGeom {
 /// `p`).
 fn window(o: usize, s: usize, k: usize, p: usize, len: usize) -> (usize, usize) {
     let start = o * s;
-    ((start.max(p) - p).min(len), (start + k).saturating_sub(p).min(len))
+    (
+        (start.max(p) - p).min(len),
+        (start + k).saturating_sub(p).min(len),
+    )
 }
 
 /// Planes handed to one rayon task (about 16k outputs).
