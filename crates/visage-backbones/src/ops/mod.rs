@@ -7,13 +7,18 @@
 //! it runs Burn's own composite ops, so the function computed is the same everywhere and
 //! only the summation order of the gradients differs.
 //!
-//! - [`conv2d`]: `Conv2d::forward`; the forward is im2col + one GEMM per block of images,
-//!   blocks spread over the threads (burn-flex's tiled forward runs narrow GEMM tiles on
-//!   the small maps of sphere nets); the backward (input, weight and bias gradients) is one
-//!   batch-parallel pass: per image, im2col + one GEMM for the weight gradient, one GEMM +
+//! - [`conv2d`]: `Conv2d::forward`; the forward is im2col + GEMMs per block of images
+//!   (about 128 output positions a block, so a block's im2col stays near the core), blocks
+//!   spread over the threads (burn-flex's tiled forward runs narrow GEMM tiles on the small
+//!   maps of sphere nets); the backward (input, weight and bias gradients) is one
+//!   batch-parallel pass: per block, im2col + one GEMM for the weight gradient, one GEMM +
 //!   col2im for the input gradient, a row sum for the bias (Burn's default runs the input
 //!   gradient as a serial per-image conv_transpose and the weight gradient as a conv over
-//!   permuted copies).
+//!   permuted copies). The GEMMs are laid out so that gemm reads the im2col where it lies
+//!   rather than copying it into its packed form: the weight gradient is accumulated
+//!   transposed, the forward's GEMMs are at most 48 output channels wide over rows padded to
+//!   a multiple of 16, the input gradient reads a transposed copy of W. Outputs are
+//!   allocated and zeroed by the worker threads ([`flex`]'s `filled`), not by the caller.
 //! - [`prelu`]: `PRelu::forward`; forward and backward in one pass each
 //!   (`dx = g` where `x >= 0`, `alpha g` where `x < 0`; `dalpha_c = sum of g x` where `x < 0`).
 //! - [`batch_norm`]: `BatchNorm::forward` in training mode (batch statistics, running
