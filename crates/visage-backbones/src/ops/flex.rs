@@ -1312,3 +1312,33 @@ pub(super) fn batch_norm<B: Backend, const D: usize>(
     };
     Ok(from_prim(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{filled, transpose};
+
+    #[test]
+    fn transpose_matches_plain_loop() {
+        // Shapes around the 32-row bands: empty, one element, ragged last band, several.
+        for (rows, cols) in [(0, 5), (4, 0), (1, 1), (3, 31), (33, 70), (64, 32), (7, 97)] {
+            let a: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.5 - 3.0).collect();
+            let t = transpose(&a, rows, cols);
+            assert_eq!(t.len(), rows * cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(t[c * rows + r], a[r * cols + c], "{rows}x{cols} at ({r}, {c})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn filled_writes_every_element() {
+        for n in [0, 1, 65_535, 65_536, 200_003] {
+            let v = filled(n, 2.5f32);
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|&x| x == 2.5));
+        }
+        assert!(filled(70_000, u32::MAX).iter().all(|&x| x == u32::MAX));
+    }
+}
