@@ -318,6 +318,44 @@ fn conv_cases() -> Vec<ConvCase> {
             w: 5,
             ..base
         },
+        // Larger maps (up to 16 output positions the kernel's im2col / col2im gather
+        // through an index table, as in several cases above): more of the block-copy path
+        // (stride 1, same width) and of the row-by-row path (strides, other widths).
+        ConvCase {
+            k: [5, 5],
+            pad: [2, 2],
+            h: 12,
+            w: 11,
+            ..base
+        },
+        ConvCase {
+            k: [1, 3],
+            pad: [0, 1],
+            h: 10,
+            w: 9,
+            ..base
+        },
+        ConvCase {
+            stride: [2, 2],
+            h: 17,
+            w: 15,
+            ..base
+        },
+        ConvCase {
+            k: [3, 2],
+            stride: [2, 1],
+            pad: [0, 1],
+            h: 19,
+            w: 12,
+            ..base
+        },
+        ConvCase {
+            k: [3, 3],
+            pad: [0, 0],
+            h: 12,
+            w: 12,
+            ..base
+        },
     ]
 }
 
