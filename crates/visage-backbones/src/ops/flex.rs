@@ -19,7 +19,7 @@ use burn::tensor::{DType, Shape, Tensor, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use super::cast;
+use super::downcast as cast;
 
 type Ad = Autodiff<Flex>;
 type AdPrim = burn::tensor::ops::FloatTensor<Ad>;

@@ -35,7 +35,8 @@
 //!   `i64` index per output); the same tie rule as burn-flex (first maximum in row-major
 //!   window order).
 //!
-//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`, `pool`: only those ops;
+//! `VISAGE_FAST_CPU=off` (or a list of `conv`, `convfwd`, `prelu`, `bn`, `pool`, and `optim`
+//! for visage-train's fused optimiser update: only those ops;
 //! `convfwd` is the conv's own batch-parallel im2col + GEMM forward inside `conv`, else
 //! burn-flex's forward) switches the kernels off at run
 //! time, for A/B measurements.
@@ -51,9 +52,12 @@ mod flex;
 #[cfg(feature = "fast-cpu")]
 mod max_pool_flex;
 
-/// Which fast kernels are on (`VISAGE_FAST_CPU`, read once).
+/// Whether the fast CPU kernel `op` is on (`VISAGE_FAST_CPU`, read once): unset, `on` or
+/// `all`: every one; `off`, `none` or `0`: none; else a comma-separated list of names
+/// (`conv`, `convfwd`, `prelu`, `bn`, `pool`, and `optim` for visage-train's fused
+/// optimiser update).
 #[cfg(feature = "fast-cpu")]
-pub(crate) fn enabled(op: &str) -> bool {
+pub fn fast_cpu_enabled(op: &str) -> bool {
     use std::sync::OnceLock;
     static SWITCH: OnceLock<String> = OnceLock::new();
     let s = SWITCH.get_or_init(|| {
@@ -68,9 +72,13 @@ pub(crate) fn enabled(op: &str) -> bool {
     }
 }
 
-/// Moves `a` into a `T` when `A` and `T` are the same type (a safe downcast).
 #[cfg(feature = "fast-cpu")]
-pub(crate) fn cast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
+pub(crate) use fast_cpu_enabled as enabled;
+
+/// Moves `a` into a `T` when `A` and `T` are the same type (a safe downcast), else gives
+/// `a` back.
+#[cfg(feature = "fast-cpu")]
+pub fn downcast<A: 'static, T: 'static>(a: A) -> Result<T, A> {
     use std::any::Any;
     let mut slot = Some(a);
     if let Some(t) = (&mut slot as &mut dyn Any).downcast_mut::<Option<T>>() {

@@ -14,15 +14,14 @@ use burn::module::ParamId;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumState;
 use burn::optim::record::AdaptorRecord;
-use burn::optim::{
-    AdamW, AdamWState, AdaptiveMomentumState, Optimizer, Sgd, SgdState, SimpleOptimizer,
-};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Record, Recorder};
+use burn::optim::{AdamWState, AdaptiveMomentumState, Optimizer, SgdState, SimpleOptimizer};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 use visage_heads::sharded::ShardedHead;
 
 use crate::config::OptimKind;
+use crate::optim::{velocity, AdamW, Sgd};
 use crate::record_file::decode_record;
 
 /// The row-sharded parameters of one shard: its class weights and (softmax) bias.
@@ -58,14 +57,6 @@ fn cut_rows<B: Backend, const D: usize>(t: &Tensor<B, D>, rows: Range<usize>) ->
     // A copy (a new buffer), not a view of the joined state.
     let data = t.clone().slice([rows]).into_data();
     Tensor::from_data(data, &t.device())
-}
-
-fn velocity<B: Backend, const D: usize>(
-    m: MomentumState<B, D>,
-    device: &B::Device,
-) -> Tensor<B, D> {
-    // The velocity field is private to burn-optim; its record item is not.
-    Tensor::from_item(m.into_item::<FullPrecisionSettings>().velocity, device)
 }
 
 impl<B: Backend, const D: usize> RowState<B> for SgdState<B, D> {

@@ -3,15 +3,24 @@
 //!
 //! Burn's defaults differ from PyTorch's (momentum dampening 0.1, AdamW eps 1e-5 and decay
 //! 1e-4): every value is set here explicitly from the config.
+//!
+//! [`Sgd`] and [`AdamW`] are Burn's optimisers (and Burn's state records) with the update of
+//! a parameter fused into one multi-threaded pass on burn-flex (`flex`, feature `fast-cpu`;
+//! `VISAGE_FAST_CPU` without `optim` switches it off at run time).
+
+mod adamw;
+#[cfg(feature = "fast-cpu")]
+mod flex;
+mod sgd;
+
+pub use adamw::AdamW;
+pub(crate) use sgd::velocity;
+pub use sgd::{Sgd, SgdMomentum};
 
 use std::path::Path;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{
-    adaptor::OptimizerAdaptor, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig,
-};
+use burn::optim::{adaptor::OptimizerAdaptor, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 
 use crate::record_file::{decode_record, read_record};
@@ -34,28 +43,18 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> GroupOptimizer<M, B> {
         match config.kind {
             OptimKind::Sgd => {
                 let momentum = config.momentum.unwrap_or(0.9);
-                let mut c = SgdConfig::new();
-                if momentum > 0.0 {
-                    c = c.with_momentum(Some(
-                        MomentumConfig::new()
-                            .with_momentum(momentum)
-                            .with_dampening(0.0)
-                            .with_nesterov(config.nesterov.unwrap_or(false)),
-                    ));
-                }
-                if decay > 0.0 {
-                    c = c.with_weight_decay(Some(WeightDecayConfig::new(decay as f32)));
-                }
-                GroupOptimizer::Sgd(c.init())
+                let momentum = (momentum > 0.0).then_some(SgdMomentum {
+                    momentum,
+                    dampening: 0.0,
+                    nesterov: config.nesterov.unwrap_or(false),
+                });
+                GroupOptimizer::Sgd(OptimizerAdaptor::from(Sgd::new(momentum, decay)))
             }
             OptimKind::Adamw => {
                 let [b1, b2] = config.betas.unwrap_or([0.9, 0.999]);
-                let c = AdamWConfig::new()
-                    .with_beta_1(b1 as f32)
-                    .with_beta_2(b2 as f32)
-                    .with_epsilon(config.eps.unwrap_or(1e-8) as f32)
-                    .with_weight_decay(decay as f32);
-                GroupOptimizer::AdamW(c.init())
+                let eps = config.eps.unwrap_or(1e-8) as f32;
+                let o = AdamW::new([b1 as f32, b2 as f32], eps, decay as f32);
+                GroupOptimizer::AdamW(OptimizerAdaptor::from(o))
             }
         }
     }
