@@ -19,6 +19,8 @@ use super::flex;
 use burn::optim::AdaptiveMomentumState;
 
 /// AdamW (see the module docs); on every backend but burn-flex it is Burn's optimiser.
+// The scalars are the fused update's (feature `fast-cpu`).
+#[cfg_attr(not(feature = "fast-cpu"), allow(dead_code))]
 #[derive(Clone)]
 pub struct AdamW {
     burn: burn::optim::AdamW,

@@ -28,6 +28,8 @@ pub struct SgdMomentum {
 }
 
 /// SGD (see the module docs); on every backend but burn-flex it is Burn's optimiser.
+// The scalars are the fused update's (feature `fast-cpu`).
+#[cfg_attr(not(feature = "fast-cpu"), allow(dead_code))]
 #[derive(Clone)]
 pub struct Sgd<B: Backend> {
     burn: burn::optim::Sgd<B>,
