@@ -62,6 +62,7 @@ impl<B: Backend> SimpleOptimizer<B> for AdamW {
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         #[cfg(feature = "fast-cpu")]
         if flex::applies(&[&tensor, &grad])
+            && tensor.dims() == grad.dims()
             && state.as_ref().is_none_or(|s| {
                 let m = &s.momentum;
                 m.max_moment_2.is_none()

@@ -83,7 +83,7 @@ impl<B: Backend> SimpleOptimizer<B> for Sgd<B> {
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
         #[cfg(feature = "fast-cpu")]
-        if flex::applies(&[&tensor, &grad]) {
+        if flex::applies(&[&tensor, &grad]) && tensor.dims() == grad.dims() {
             return self.step_flex(lr, tensor, grad, state);
         }
         self.burn.step(lr, tensor, grad, state)
